@@ -1,0 +1,95 @@
+"""The ordered committer: turns worker outcomes into results, one at a time, in input order.
+
+Final names are decided only here, so collisions resolve by input order (never by which
+download finished first) and the same list always gives the same names, whatever `-j` is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import BinaryIO
+
+from fetcher.errors import ItemError
+from fetcher.naming import with_counter
+from fetcher.results import ErrorInfo, Result, Status
+from fetcher.state import StateStore
+from fetcher.worker import Kind, Outcome
+from fetcher.writing import TempOutput, place
+
+MAX_COLLISIONS = 10_000
+
+
+class Committer:
+    """Places complete downloads under their final names, or streams them out in order."""
+
+    def __init__(self, root: Path, store: StateStore | None, stream: BinaryIO | None) -> None:
+        self._root = root
+        self._store = store
+        self._stream = stream
+
+    def commit(self, outcome: Outcome) -> Result:
+        source = outcome.source
+        base = Result(
+            index=source.index,
+            source=source.text,
+            path=None,
+            status=Status.FAILED,
+            attempts=outcome.attempts,
+            elapsed_s=outcome.elapsed_s,
+            http_status=outcome.http_status,
+            error=outcome.error,
+        )
+        done = outcome.completed
+        if outcome.kind is Kind.SKIPPED and done is not None:
+            if self._store is not None:
+                self._store.claim(done.path)
+            return replace(
+                base,
+                path=done.path,
+                status=Status.SKIPPED,
+                bytes=done.bytes,
+                sha256=done.sha256,
+                http_status=done.http_status,
+            )
+        temp = outcome.temp
+        if outcome.kind is not Kind.FETCHED or temp is None:
+            return replace(base, error=outcome.error or ErrorInfo("internal", "no outcome"))
+        try:
+            path = self._deliver(outcome, temp)
+        except ItemError as exc:
+            temp.discard()
+            return replace(base, error=ErrorInfo(exc.kind, str(exc)))
+        return replace(base, path=path, status=Status.OK, bytes=temp.size, sha256=temp.sha256)
+
+    def _deliver(self, outcome: Outcome, temp: TempOutput) -> str | None:
+        if self._stream is not None:
+            with temp.path.open("rb") as body:
+                shutil.copyfileobj(body, self._stream, 1024 * 1024)
+            self._stream.flush()
+            temp.discard()
+            return None
+        assert self._store is not None
+        rel = self._choose(outcome)
+        self._store.record(
+            rel, outcome.source.target, os.stat(temp.path), temp.sha256, outcome.http_status
+        )
+        place(temp, self._root / rel)
+        return rel
+
+    def _choose(self, outcome: Outcome) -> str:
+        """The first free name by input order: not claimed by an earlier item of this run,
+        and not an existing file that some other source (or no record at all) owns."""
+        assert self._store is not None
+        for n in range(MAX_COLLISIONS):
+            rel = "/".join((*outcome.dirs, with_counter(outcome.name, n)))
+            if not self._store.claim(rel):
+                continue
+            if os.path.lexists(self._root / rel) and (
+                self._store.owner(rel) != outcome.source.target
+            ):
+                continue
+            return rel
+        raise ItemError("path_conflict", f"no free name for {outcome.name!r}")

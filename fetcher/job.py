@@ -1,0 +1,104 @@
+"""One run: the pool, the workers, the committer and the state store wired together.
+
+`Job.run` is a generator of results in input order; whoever iterates it is the committer's
+thread. Leaving it early (Ctrl-C, an exception, closing the generator) stops the feed and
+removes every temp file still being written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+from fetcher.commit import Committer
+from fetcher.errors import UsageError
+from fetcher.options import FetchOptions
+from fetcher.pool import LOOKAHEAD_PER_WORKER, auto_chunksize, ordered_map
+from fetcher.progress import Stats
+from fetcher.results import Result
+from fetcher.sources import Source
+from fetcher.state import StateStore
+from fetcher.transport import Transport
+from fetcher.worker import Kind, Outcome, Worker
+from fetcher.writing import STATE_DIR, LiveTemps
+
+
+class Job:
+    """Context manager owning the resources of one run."""
+
+    def __init__(self, options: FetchOptions, stats: Stats | None = None) -> None:
+        self.options = options
+        self.stats = stats or Stats()
+        self.stop = threading.Event()
+        self.chunksize = options.chunksize or 1
+        self._live = LiveTemps()
+        self._store: StateStore | None = None
+        self._spool: Path | None = None
+        self._transport = Transport(options)
+
+    def __enter__(self) -> Job:
+        if self.options.stream_to is not None:
+            self._spool = Path(tempfile.mkdtemp(prefix="fetcher-spool-"))
+            self.root = self._spool
+        else:
+            self.root = Path(self.options.output_dir).absolute()
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot create output dir {self.root}: {exc.strerror}") from None
+            if not self.root.is_dir():
+                raise UsageError(f"output dir is not a directory: {self.root}")
+            self._store = StateStore(self.root, self.root / STATE_DIR)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop.set()
+        self._live.remove_all()
+        self._transport.close()
+        if self._store is not None:
+            self._store.close()
+        if self._spool is not None:
+            shutil.rmtree(self._spool, ignore_errors=True)
+
+    def run(self, sources: Iterable[Source]) -> Iterator[Result]:
+        """Results in input order; stops early (a consistent prefix) once `stop` is set."""
+        feed = iter(sources)
+        if self.options.chunksize is None:
+            # Bounded look-ahead: enough to tell a short list from a long one.
+            head = list(itertools.islice(feed, self.options.workers * LOOKAHEAD_PER_WORKER))
+            self.chunksize = auto_chunksize(self.options.workers, len(head))
+            feed = itertools.chain(head, feed)
+        worker = Worker(
+            options=self.options,
+            transport=self._transport,
+            root=self.root,
+            store=self._store,
+            live=self._live,
+            stats=self.stats,
+            stop=self.stop,
+        )
+        committer = Committer(self.root, self._store, self.options.stream_to)
+        outcomes: Iterator[Outcome] = ordered_map(
+            worker,
+            feed,
+            workers=self.options.workers,
+            chunksize=self.chunksize,
+            stop=self.stop,
+        )
+        try:
+            for outcome in outcomes:
+                if outcome.kind is Kind.INTERRUPTED:
+                    break
+                yield committer.commit(outcome)
+        finally:
+            outcomes.close()  # type: ignore[attr-defined]

@@ -1,0 +1,57 @@
+"""Local sources (paths and file:// URLs): copied through the same hashing temp file as
+downloads. One pass reads, hashes and writes each block: the sha256 needs every byte anyway,
+so a kernel-side copy (sendfile) would only add a second read."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+
+from fetcher.errors import Interrupted, ItemError
+from fetcher.transport import CHUNK_BYTES
+from fetcher.writing import TempOutput, os_item_error
+
+
+def copy_local(
+    path: str, make_output: Callable[[int], TempOutput], stopping: Callable[[], bool]
+) -> TempOutput:
+    """Copy a regular file into a new temp output; `make_output` gets the source's size."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not block us
+    except OSError as exc:
+        raise _source_error(exc, path) from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ItemError("is_directory", f"{path} is a directory")
+        raise ItemError("not_regular", f"{path} is not a regular file")
+    with os.fdopen(fd, "rb", buffering=0) as source:
+        out = make_output(info.st_size)
+        try:
+            buffer = bytearray(CHUNK_BYTES)
+            view = memoryview(buffer)
+            while True:
+                if stopping():
+                    raise Interrupted
+                try:
+                    count = source.readinto(buffer)
+                except OSError as exc:
+                    raise _source_error(exc, path) from exc
+                if not count:
+                    break
+                out.write(view[:count])
+            out.close()
+        except BaseException:
+            out.discard()
+            raise
+    return out
+
+
+def _source_error(exc: OSError, path: str) -> ItemError:
+    if isinstance(exc, FileNotFoundError):
+        return ItemError("not_found", f"{path}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return ItemError("is_directory", f"{path} is a directory")
+    return os_item_error(exc, f"cannot read {path}")

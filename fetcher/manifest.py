@@ -1,0 +1,45 @@
+"""The manifest: one row per input item, in input order, flushed as each row's turn comes
+so an interrupted run keeps every row it finished. JSON Lines, or CSV for a `.csv` path."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import IO
+
+from fetcher.results import Result
+
+CSV_FIELDS = (
+    "index", "source", "path", "status", "bytes", "sha256", "http_status", "attempts",
+    "elapsed_s", "error_type", "error_message",
+)  # fmt: skip
+
+
+class ManifestWriter:
+    """Appends rows to a fresh manifest file (an existing one is replaced)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._csv = path.suffix.lower() == ".csv"
+        self._file: IO[str] = path.open("w", encoding="utf-8", newline="" if self._csv else None)
+        if self._csv:
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(CSV_FIELDS)
+            self._file.flush()
+
+    def write(self, result: Result) -> None:
+        row = result.to_dict()
+        if self._csv:
+            error = row.pop("error")
+            row["error_type"] = error["type"] if error else ""
+            row["error_message"] = error["message"] if error else ""
+            self._writer.writerow(["" if row[k] is None else row[k] for k in CSV_FIELDS])
+        else:
+            # ensure_ascii keeps any undecodable input representable as valid JSON text.
+            self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,113 @@
+"""Frozen option objects: what a run is asked to do, validated once, shared by every thread."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import BinaryIO
+
+from fetcher.errors import UsageError
+
+DEFAULT_WORKERS = 16
+"""I/O-bound work: threads wait on sockets, not CPU. 16 hides typical WAN latency for small
+files while staying polite to a single server; the GIL caps useful threads on 2 cores anyway."""
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class Layout(str, Enum):
+    """How output names are derived; see `fetcher.naming`."""
+
+    FLAT = "flat"
+    MIRROR = "mirror"
+    INDEXED = "indexed"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before another attempt at one item."""
+
+    retries: int = 2
+    """Extra attempts after the first; 0 disables retrying."""
+    backoff_s: float = 0.5
+    """Base of the exponential backoff: attempt n waits up to backoff_s * 2**(n-1)."""
+    max_wait_s: float = 30.0
+    """Cap on any single wait, `Retry-After` included."""
+    statuses: frozenset[int] = RETRY_STATUSES
+    """HTTP statuses worth another attempt; other non-2xx fail at once."""
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise UsageError("--retries must be 0 or more")
+        if self.backoff_s < 0 or self.max_wait_s < 0:
+            raise UsageError("retry waits must be 0 or more")
+
+    def wait_s(self, attempt: int, retry_after: float | None = None) -> float:
+        """Full-jitter exponential backoff, or the server's `Retry-After`, always capped."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_wait_s)
+        ceiling = min(self.backoff_s * 2 ** (attempt - 1), self.max_wait_s)
+        return random.uniform(0, ceiling)
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """Everything a run needs to know besides its sources."""
+
+    output_dir: Path = Path(".")
+    """Where outputs go; created if missing. Nothing is ever written outside it."""
+    workers: int = DEFAULT_WORKERS
+    """Worker threads in the pool."""
+    chunksize: int | None = None
+    """Items per pool task; None lets `fetcher.pool.auto_chunksize` choose."""
+    layout: Layout = Layout.FLAT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_s: float = 30.0
+    """Connect timeout and longest silence while reading, per request."""
+    overwrite: bool = False
+    """Re-fetch items already complete instead of reporting them `skipped`."""
+    max_redirects: int = 10
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra request headers, in order."""
+    max_size: int | None = None
+    """An item whose body exceeds this many bytes fails."""
+    verify: bool | str = True
+    """TLS verification: True, False, or a CA bundle path."""
+    stream_to: BinaryIO | None = None
+    """When set, bodies go here in input order and no output files are kept."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise UsageError("--workers must be at least 1")
+        if self.chunksize is not None and self.chunksize < 1:
+            raise UsageError("--chunksize must be 'auto' or at least 1")
+        if self.timeout_s <= 0:
+            raise UsageError("--timeout must be more than 0 seconds")
+        if self.max_size is not None and self.max_size < 0:
+            raise UsageError("--max-size must be 0 or more")
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """'1500', '64K', '10M', '2G' to bytes (binary multiples, as `du` and `curl` use)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise UsageError(f"not a size: {text!r} (use a number with an optional K, M, G or T)")
+    number, unit = int(match.group(1)), match.group(2).upper()
+    return number * 1024 ** "_KMGT".index(unit) if unit else number
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """'Name: value' as given to -H."""
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep or not name or any(c.isspace() for c in name):
+        raise UsageError(f"not a header: {text!r} (use 'Name: value')")
+    if any(c in value for c in "\r\n\0"):
+        raise UsageError(f"header value of {name!r} contains a line break or NUL")
+    return name, value.strip()

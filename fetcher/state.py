@@ -1,0 +1,139 @@
+"""The embedded state store (SQLite in `.fetcher/` inside the output dir).
+
+It records every output this tool placed: which source it came from and the exact file
+(inode, size, mtime) that was renamed into place. Completion is read from here, never guessed
+from a file's size; a file the store does not know is never overwritten. The row is written
+*before* the rename, so a crash between the two leaves a row whose inode does not match the
+file on disk: the item is fetched again, and the name stays its own.
+
+Name claims of the current run live in a temporary table, so that collision handling for a
+list of millions of items does not hold millions of names in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import stat
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from fetcher.errors import UsageError
+
+DB_NAME = "state.sqlite"
+LOCK_NAME = "lock"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outputs (
+    path TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    ino INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    http_status INTEGER
+);
+CREATE INDEX IF NOT EXISTS outputs_source ON outputs (source);
+"""
+
+
+@dataclass(frozen=True)
+class Completed:
+    """An output already in place and unchanged since this tool wrote it."""
+
+    path: str
+    bytes: int
+    sha256: str
+    http_status: int | None
+
+
+class StateStore:
+    """One store per output dir; an exclusive lock keeps two runs from sharing it."""
+
+    def __init__(self, root: Path, state_dir: Path) -> None:
+        self._root = root
+        state_dir.mkdir(exist_ok=True)
+        self._db = state_dir / DB_NAME
+        self._lock_file = (state_dir / LOCK_NAME).open("a")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise UsageError(f"another fetcher run is using {root}") from None
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        writer = self._connection()
+        writer.executescript(_SCHEMA)
+        writer.execute("CREATE TEMP TABLE claims (key TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._writer = writer
+
+    def _connection(self) -> sqlite3.Connection:
+        """Per-thread connections: workers look up completions while the committer writes."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._db, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA temp_store=FILE")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+            with self._guard:
+                self._connections.append(conn)
+        return conn
+
+    def completed(self, source: str) -> Completed | None:
+        """The output recorded for `source`, if the file on disk is still exactly that one."""
+        rows = self._connection().execute(
+            "SELECT path, bytes, sha256, ino, mtime_ns, http_status FROM outputs"
+            " WHERE source = ? ORDER BY rowid",
+            (source,),
+        )
+        for path, size, sha256, ino, mtime_ns, http_status in rows:
+            try:
+                info = (self._root / path).lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) and (info.st_ino, info.st_size, info.st_mtime_ns) == (
+                ino,
+                size,
+                mtime_ns,
+            ):
+                return Completed(path, size, sha256, http_status)
+        return None
+
+    def owner(self, path: str) -> str | None:
+        """The source whose output was last placed at `path`, if any."""
+        row = self._writer.execute("SELECT source FROM outputs WHERE path = ?", (path,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def claim(self, path: str) -> bool:
+        """Reserve a name for this run; False when an earlier item already has it. Keys are
+        case-folded so names stay distinct on case-insensitive file systems too."""
+        cursor = self._writer.execute(
+            "INSERT OR IGNORE INTO claims (key) VALUES (?)", (path.casefold(),)
+        )
+        return cursor.rowcount == 1
+
+    def record(
+        self, path: str, source: str, info: os.stat_result, sha256: str, http_status: int | None
+    ) -> None:
+        """Remember the file about to be renamed to `path` (call before the rename)."""
+        self._writer.execute(
+            "INSERT OR REPLACE INTO outputs"
+            " (path, source, bytes, sha256, ino, mtime_ns, http_status)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (path, source, info.st_size, sha256, info.st_ino, info.st_mtime_ns, http_status),
+        )
+
+    def close(self) -> None:
+        with self._guard:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._lock_file.close()

@@ -1,0 +1,104 @@
+"""HTTP with `requests`: one Session per worker thread, streaming GETs, statuses as errors.
+
+`requests.Session` is not promised thread-safe, so each worker thread gets its own, with a
+connection pool sized for a thread that runs one request at a time.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from fetcher.errors import ItemError
+from fetcher.options import FetchOptions
+from fetcher.version import __version__
+
+CHUNK_BYTES = 1024 * 1024
+"""Read size while streaming: large enough for full-speed copies, small enough to stay flat."""
+HOSTS_PER_THREAD = 32
+"""Hosts whose keep-alive connections a thread keeps open at once."""
+
+
+class _Session(requests.Session):
+    """A Session that drops the caller's -H headers once a redirect leaves the original host
+    (requests itself only drops `Authorization`)."""
+
+    def __init__(self, private_headers: frozenset[str]) -> None:
+        super().__init__()
+        self._private = private_headers
+
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        if self.should_strip_auth(response.request.url, prepared_request.url):  # type: ignore[no-untyped-call]
+            for name in self._private:
+                prepared_request.headers.pop(name, None)
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+
+
+class Transport:
+    """Opens streaming GETs on the calling thread's own Session."""
+
+    def __init__(self, options: FetchOptions) -> None:
+        self._options = options
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = _Session(frozenset(name.lower() for name, _ in self._options.headers))
+            adapter = HTTPAdapter(pool_connections=HOSTS_PER_THREAD, pool_maxsize=1, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.max_redirects = self._options.max_redirects
+            session.verify = self._options.verify
+            # Bytes as served: a .gz file must not be silently unpacked on the way.
+            session.headers["Accept-Encoding"] = "identity"
+            session.headers["User-Agent"] = f"fetcher/{__version__}"
+            session.headers.update(dict(self._options.headers))
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def open(self, url: str) -> requests.Response:
+        """A response with a 2xx status whose body is still unread; other statuses raise."""
+        timeout = self._options.timeout_s
+        response = self._session().get(url, stream=True, timeout=(timeout, timeout))
+        if 200 <= response.status_code < 300:
+            return response
+        code = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        response.close()
+        raise ItemError(
+            "http_status",
+            f"HTTP {code} {response.reason or ''}".rstrip(),
+            retryable=code in self._options.retry.statuses,
+            http_status=code,
+            retry_after=retry_after,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
