@@ -1,0 +1,1 @@
+"""Test suite package: lets tests import helpers as ``tests.server``."""

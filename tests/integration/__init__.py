@@ -1,0 +1,1 @@
+"""Integration tests that run against the local fault-injecting server."""
