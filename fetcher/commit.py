@@ -17,7 +17,7 @@ from fetcher.naming import with_counter
 from fetcher.results import ErrorInfo, Result, Status
 from fetcher.state import StateStore
 from fetcher.worker import Kind, Outcome
-from fetcher.writing import TempOutput, place
+from fetcher.writing import TempOutput, make_dir, place
 
 MAX_COLLISIONS = 10_000
 
@@ -83,8 +83,9 @@ class Committer:
         """The first free name by input order: not claimed by an earlier item of this run,
         and not an existing file that some other source (or no record at all) owns."""
         assert self._store is not None
+        dirs = self._make_dirs(outcome.dirs)
         for n in range(MAX_COLLISIONS):
-            rel = "/".join((*outcome.dirs, with_counter(outcome.name, n)))
+            rel = "/".join((*dirs, with_counter(outcome.name, n)))
             if not self._store.claim(rel):
                 continue
             if os.path.lexists(self._root / rel) and (
@@ -93,3 +94,17 @@ class Committer:
                 continue
             return rel
         raise ItemError("path_conflict", f"no free name for {outcome.name!r}")
+
+    def _make_dirs(self, parts: tuple[str, ...]) -> tuple[str, ...]:
+        """Create the folders of a `mirror` path; a component taken by a file or a symlink
+        gets the next counter name, as a file would (`a` → `a.1`)."""
+        made: list[str] = []
+        for part in parts:
+            for n in range(MAX_COLLISIONS):
+                candidate = with_counter(part, n)
+                if make_dir(self._root.joinpath(*made, candidate)):
+                    made.append(candidate)
+                    break
+            else:
+                raise ItemError("path_conflict", f"no free folder name for {part!r}")
+        return tuple(made)

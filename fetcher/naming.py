@@ -25,6 +25,7 @@ FALLBACK_NAME = "index.html"
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]')
 _DEVICE = re.compile(r"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9¹²³]|LPT[0-9¹²³])$", re.I)
+_EXTENDED_PARAM = re.compile(r"(?:^|;)\s*filename\*\s*=\s*([^;\s]+)", re.I)
 _EXTENSION = re.compile(r"^(.+?)(\.[A-Za-z0-9]{1,8})$")
 
 
@@ -86,13 +87,28 @@ def name_from_disposition(value: str) -> str | None:
     message = Message()
     try:
         message["content-disposition"] = value
-        filename = message.get_filename()
+        # RFC 6266: the extended `filename*` wins over `filename`; email's get_filename()
+        # returns whichever comes first, so the extended form is read separately.
+        filename = _extended_filename(value) or message.get_filename()
     except (ValueError, LookupError, TypeError, IndexError):
         return None
     if not filename:
         return None
     base = re.split(r"[/\\]", filename)[-1]
     return sanitize_name(base) if base.strip(" .") else None
+
+
+def _extended_filename(value: str) -> str | None:
+    """The RFC 5987 `filename*=charset'lang'percent-encoded` parameter, decoded."""
+    match = _EXTENDED_PARAM.search(value)
+    if match is None:
+        return None
+    charset, _, rest = match.group(1).strip('"').partition("'")
+    encoded = rest.partition("'")[2]
+    try:
+        return unquote(encoded, encoding=charset or "utf-8", errors="strict")
+    except (LookupError, UnicodeDecodeError):
+        return None
 
 
 def _host_dir(url: str) -> str:

@@ -6,6 +6,7 @@ bar; a small thread redraws the bar a few times a second instead of once per ite
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ from fetcher.results import Result, Status
 
 REFRESH_S = 0.2
 SHOWN_FAILURES = 5
+FALLBACK_SIZE = os.terminal_size((100, 24))
 
 
 class Stats:
@@ -43,7 +45,21 @@ class ProgressBar:
         from tqdm import tqdm  # imported only when a bar is shown
 
         self._stats = stats
-        self._bar = tqdm(total=None, unit="item", file=stream, dynamic_ncols=True, smoothing=0.1)
+        # Some terminals (fresh ptys, serial consoles) report 0 columns: tqdm then draws
+        # nothing, so fall back to a fixed width there.
+        try:
+            sized = os.get_terminal_size(stream.fileno()).columns > 0
+        except (OSError, ValueError):
+            sized = False
+        self._bar = tqdm(
+            total=None,
+            unit="item",
+            file=stream,
+            dynamic_ncols=sized,
+            ncols=None if sized else FALLBACK_SIZE.columns,
+            nrows=None if sized else FALLBACK_SIZE.lines,
+            smoothing=0.1,
+        )
         self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fetcher-progress", daemon=True)

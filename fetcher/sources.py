@@ -80,7 +80,10 @@ def parse_source(text: str, index: int, base_dir: Path) -> Source:
         parts = urlsplit(text)
         if parts.netloc not in ("", "localhost"):
             return invalid("invalid_source", f"file URL names a remote host: {parts.netloc!r}")
-        path = unquote(parts.path, errors="strict")
+        try:
+            path = unquote(parts.path, errors="strict")
+        except UnicodeDecodeError:
+            return invalid("invalid_source", "file URL path is not valid UTF-8 once decoded")
         if not path.startswith("/"):
             return invalid("invalid_source", "file URL path is not absolute")
         return Source(index, text, SourceKind.FILE, os.path.abspath(path), base_dir)
@@ -92,18 +95,21 @@ def bounded_lines(stream: BinaryIO) -> Iterator[bytes | None]:
     in pieces, so a file with no newline at all never fills memory)."""
     first = True
     while True:
-        line = stream.readline(MAX_LINE_BYTES + 1)
+        line = stream.readline(MAX_LINE_BYTES + len(_BOM) + 3)  # room for a BOM and CR LF
         if not line:
             return
         if first:
             line = line.removeprefix(_BOM)
             first = False
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while line and not line.endswith(b"\n"):
-                line = stream.readline(_SKIP_CHUNK)
+        ended = line.endswith(b"\n")
+        line = line.rstrip(b"\r\n")
+        if len(line) > MAX_LINE_BYTES:
+            while not ended:
+                rest = stream.readline(_SKIP_CHUNK)
+                ended = not rest or rest.endswith(b"\n")
             yield None
             continue
-        yield line.rstrip(b"\r\n")
+        yield line
 
 
 def sources_from_lines(

@@ -9,9 +9,11 @@ from __future__ import annotations
 import email.utils
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from fetcher.errors import ItemError
@@ -88,6 +90,22 @@ class Transport:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
+
+
+def body_blocks(response: requests.Response) -> Iterator[bytes]:
+    """The body exactly as served, in large blocks: a gzip-encoded `.gz` file is saved as the
+    `.gz` it is, and nothing is ever decompressed in memory. urllib3's errors while the body
+    streams are translated here; they are the ones its own retries never see."""
+    try:
+        yield from response.raw.stream(CHUNK_BYTES, decode_content=False)
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise ItemError("timeout", f"timed out reading the body: {exc}", retryable=True) from exc
+    except urllib3.exceptions.SSLError as exc:
+        raise ItemError("tls", f"TLS error while reading the body: {exc}") from exc
+    except urllib3.exceptions.ProtocolError as exc:
+        raise ItemError("truncated", f"body cut short: {exc}", retryable=True) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise ItemError("connection", f"connection failed: {exc}", retryable=True) from exc
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -24,8 +24,8 @@ from fetcher.progress import Stats
 from fetcher.results import ErrorInfo
 from fetcher.sources import Source, SourceKind
 from fetcher.state import Completed, StateStore
-from fetcher.transport import CHUNK_BYTES, Transport
-from fetcher.writing import LiveTemps, TempOutput, ensure_dir, os_item_error, temp_name
+from fetcher.transport import Transport, body_blocks
+from fetcher.writing import LiveTemps, TempOutput, os_item_error, temp_name
 
 
 class Kind(Enum):
@@ -118,15 +118,17 @@ class Worker:
 
     def _attempt(self, source: Source) -> Outcome:
         dirs, name = plan(source, self._options.layout)
-        directory = self._root if self._options.stream_to else ensure_dir(self._root, dirs)
         token = hashlib.sha256(source.target.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-        temp_path = directory / temp_name(source.index, token)
 
         def make_output(declared: int | None) -> TempOutput:
+            # Temps live at the top of the output dir: same file system, so the committer's
+            # rename into a sub-folder stays atomic, and workers never create folders (the
+            # committer does, in input order, so the same list always gives the same names).
             limit = self._options.max_size
             if limit is not None and declared is not None and declared > limit:
                 raise ItemError("too_large", f"size {declared} exceeds --max-size ({limit} bytes)")
-            return TempOutput(temp_path, self._live, limit, self._stats.add_bytes)
+            path = self._root / temp_name(source.index, token)
+            return TempOutput(path, self._live, limit, self._stats.add_bytes)
 
         if source.kind is SourceKind.FILE:
             out = copy_local(source.target, make_output, self._stop.is_set)
@@ -135,7 +137,7 @@ class Worker:
             length = response.headers.get("Content-Length")
             out = make_output(int(length) if length and length.isdigit() else None)
             try:
-                for chunk in response.iter_content(CHUNK_BYTES):
+                for chunk in body_blocks(response):
                     if self._stop.is_set():
                         raise Interrupted
                     out.write(chunk)

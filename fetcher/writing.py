@@ -27,22 +27,17 @@ def temp_name(index: int, token: str) -> str:
     return f"{TEMP_PREFIX}{index}-{token}{TEMP_SUFFIX}"
 
 
-def ensure_dir(root: Path, parts: tuple[str, ...]) -> Path:
-    """Create root/parts..., refusing any component that is a symlink or not a directory."""
-    current = root
-    for part in parts:
-        current = current / part
-        try:
-            current.mkdir()
-        except FileExistsError:
-            pass  # made by another worker, or already there: checked just below
-        except OSError as exc:
-            raise os_item_error(exc, f"cannot create directory {current}") from exc
-        mode = current.lstat().st_mode
-        if not stat.S_ISDIR(mode):
-            kind = "symlink" if stat.S_ISLNK(mode) else "file"
-            raise ItemError("path_conflict", f"{current} exists and is a {kind}, not a directory")
-    return current
+def make_dir(path: Path) -> bool:
+    """Make `path` a real directory if nothing is there; False when a file or a symlink is
+    in the way (a symlink is never followed, so nothing is created outside the output dir)."""
+    try:
+        path.mkdir()
+    except FileExistsError:
+        pass  # checked just below
+    except OSError as exc:
+        raise os_item_error(exc, f"cannot create directory {path}") from exc
+    mode = path.lstat().st_mode
+    return stat.S_ISDIR(mode) and not stat.S_ISLNK(mode)
 
 
 class LiveTemps:

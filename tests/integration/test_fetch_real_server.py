@@ -294,8 +294,34 @@ def test_planted_symlink_is_not_written_through(http_server: TestServer, tmp_pat
     out = tmp_path / "out"
     out.mkdir()
     (out / "target.txt").symlink_to(outside)
-    (out / "127.0.0.1_x").symlink_to(tmp_path)
     [result] = fetch_all([http_server.url("/bytes/target.txt?size=4")], output_dir=out)
     assert result.status is Status.OK and result.path == "target.1.txt"
     assert outside.read_bytes() == b"keep"
     assert (out / "target.txt").is_symlink()
+
+
+def test_planted_symlink_folder_is_not_followed_in_mirror_layout(
+    http_server: TestServer, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    host = http_server.base.removeprefix("http://").replace(":", "_")
+    (out / host).symlink_to(elsewhere)
+    [result] = fetch_all(
+        [http_server.url("/bytes/x.bin?size=4")], output_dir=out, layout=Layout.MIRROR
+    )
+    assert result.status is Status.OK
+    assert result.path == f"{host}.1/bytes/x.bin"
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_failed_items_leave_no_empty_folders_in_mirror_layout(
+    http_server: TestServer, tmp_path: Path
+) -> None:
+    [result] = fetch_all(
+        [http_server.url("/status/404/deep/er/x.bin")], output_dir=tmp_path, layout=Layout.MIRROR
+    )
+    assert result.status is Status.FAILED
+    assert [p.name for p in tmp_path.iterdir()] == [".fetcher"]

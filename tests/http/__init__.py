@@ -1,0 +1,1 @@
+"""HTTP behaviour through the public API, with requests mocked by `responses`."""
