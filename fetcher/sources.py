@@ -195,5 +195,12 @@ def count_items(lists: Sequence[str]) -> int | None:
         if name == STDIN or not stat.S_ISREG(os.stat(name).st_mode):
             return None
         with open(name, "rb") as stream:
-            total += sum(1 for _ in sources_from_lines(bounded_lines(stream), Path()))
+            # Only the blank/comment test of `sources_from_lines`: no URL parsing, since this
+            # runs beside the workers and competes with them for the interpreter.
+            for line in bounded_lines(stream):
+                if line is None:
+                    total += 1
+                    continue
+                stripped = line.strip()
+                total += bool(stripped) and not stripped.startswith(b"#")
     return total
