@@ -43,16 +43,17 @@ class Committer:
             error=outcome.error,
         )
         done = outcome.completed
-        if outcome.kind is Kind.SKIPPED and done is not None:
+        if outcome.kind in (Kind.SKIPPED, Kind.UNCHANGED) and done is not None:
             if self._store is not None:
                 self._store.claim(done.path)
+            unchanged = outcome.kind is Kind.UNCHANGED
             return replace(
                 base,
                 path=done.path,
-                status=Status.SKIPPED,
+                status=Status.UNCHANGED if unchanged else Status.SKIPPED,
                 bytes=done.bytes,
                 sha256=done.sha256,
-                http_status=done.http_status,
+                http_status=outcome.http_status if unchanged else done.http_status,
             )
         temp = outcome.temp
         if outcome.kind is not Kind.FETCHED or temp is None:
@@ -74,9 +75,16 @@ class Committer:
         assert self._store is not None
         rel = self._choose(outcome)
         self._store.record(
-            rel, outcome.source.target, os.stat(temp.path), temp.sha256, outcome.http_status
+            path=rel,
+            source=outcome.source.target,
+            info=os.stat(temp.path),
+            sha256=temp.sha256,
+            http_status=outcome.http_status,
+            validators=outcome.validators,
         )
         place(temp, self._root / rel)
+        if temp.resumable:
+            self._store.drop_partial(temp.path.name)
         return rel
 
     def _choose(self, outcome: Outcome) -> str:

@@ -16,8 +16,10 @@ from pathlib import Path
 from types import TracebackType
 
 from fetcher.commit import Committer
+from fetcher.download import Downloader
 from fetcher.errors import UsageError
 from fetcher.options import FetchOptions
+from fetcher.politeness import HostGate
 from fetcher.pool import LOOKAHEAD_PER_WORKER, auto_chunksize, ordered_map
 from fetcher.progress import Stats
 from fetcher.results import Result
@@ -25,7 +27,7 @@ from fetcher.sources import Source
 from fetcher.state import StateStore
 from fetcher.transport import Transport
 from fetcher.worker import Kind, Outcome, Worker
-from fetcher.writing import STATE_DIR, LiveTemps
+from fetcher.writing import STATE_DIR, LiveTemps, remove_stale_temps
 
 
 class Job:
@@ -54,6 +56,7 @@ class Job:
             if not self.root.is_dir():
                 raise UsageError(f"output dir is not a directory: {self.root}")
             self._store = StateStore(self.root, self.root / STATE_DIR)
+            remove_stale_temps(self.root, keep=self._store.partial_temps())
         return self
 
     def __exit__(
@@ -78,9 +81,12 @@ class Job:
             head = list(itertools.islice(feed, self.options.workers * LOOKAHEAD_PER_WORKER))
             self.chunksize = auto_chunksize(self.options.workers, len(head))
             feed = itertools.chain(head, feed)
+        gate = HostGate(
+            self.options.per_host, self.options.rate, self.stop, self.options.retry.max_wait_s
+        )
         worker = Worker(
             options=self.options,
-            transport=self._transport,
+            downloader=Downloader(self._transport, gate, self._store, self.stop),
             root=self.root,
             store=self._store,
             live=self._live,

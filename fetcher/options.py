@@ -11,6 +11,9 @@ from typing import BinaryIO
 
 from fetcher.errors import UsageError
 
+DEFAULT_PER_HOST = 8
+"""A browser opens about 6 connections per host; 8 keeps one server comfortable even at
+`-j 64`, while lists spread over many hosts still use every worker."""
 DEFAULT_WORKERS = 16
 """I/O-bound work: threads wait on sockets, not CPU. 16 hides typical WAN latency for small
 files while staying polite to a single server; the GIL caps useful threads on 2 cores anyway."""
@@ -69,6 +72,13 @@ class FetchOptions:
     """Connect timeout and longest silence while reading, per request."""
     overwrite: bool = False
     """Re-fetch items already complete instead of reporting them `skipped`."""
+    update: bool = False
+    """Mirror mode: ask again about items already complete (conditional GET; local files
+    by size and mtime); `unchanged` when they are, re-fetched when they are not."""
+    per_host: int = DEFAULT_PER_HOST
+    """Concurrent requests to one host."""
+    rate: float | None = None
+    """Request starts per second, over all hosts; None for no limit."""
     max_redirects: int = 10
     headers: tuple[tuple[str, str], ...] = ()
     """Extra request headers, in order."""
@@ -88,6 +98,12 @@ class FetchOptions:
             raise UsageError("--timeout must be more than 0 seconds")
         if self.max_size is not None and self.max_size < 0:
             raise UsageError("--max-size must be 0 or more")
+        if self.per_host < 1:
+            raise UsageError("--per-host must be at least 1")
+        if self.rate is not None and self.rate <= 0:
+            raise UsageError("--rate must be more than 0 per second")
+        if self.overwrite and self.update:
+            raise UsageError("--overwrite and --update contradict each other")
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
@@ -100,6 +116,24 @@ def parse_size(text: str) -> int:
         raise UsageError(f"not a size: {text!r} (use a number with an optional K, M, G or T)")
     number, unit = int(match.group(1)), match.group(2).upper()
     return number * 1024 ** "_KMGT".index(unit) if unit else number
+
+
+def parse_rate(text: str) -> float:
+    """'10', '10/s', '2.5/s' or '120/m' to request starts per second."""
+    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*([sm]))?\s*$", text)
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"not a rate: {text!r} (use e.g. 10/s or 120/m)")
+    return float(match.group(1)) / (60 if match.group(2) == "m" else 1)
+
+
+def parse_checksum(text: str) -> tuple[str, str]:
+    """'sha256:HEX' or 'md5:HEX' as given to --checksum."""
+    algorithm, _, digest = text.partition(":")
+    algorithm, digest = algorithm.strip().lower(), digest.strip().lower()
+    length = {"sha256": 64, "md5": 32}.get(algorithm)
+    if length is None or len(digest) != length or not re.fullmatch(r"[0-9a-f]+", digest):
+        raise UsageError(f"not a checksum: {text!r} (use sha256:HEX or md5:HEX)")
+    return algorithm, digest
 
 
 def parse_header(text: str) -> tuple[str, str]:

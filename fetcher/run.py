@@ -10,11 +10,11 @@ from pathlib import Path
 
 from fetcher.errors import UsageError
 from fetcher.job import Job
+from fetcher.lists import check_lists, count_items, read_lists
 from fetcher.manifest import ManifestWriter
 from fetcher.options import FetchOptions, Layout, RetryPolicy, parse_header, parse_size
 from fetcher.progress import ProgressBar, Stats, Tally
 from fetcher.results import Status
-from fetcher.sources import check_lists, count_items, read_lists
 from fetcher.writing import STATE_DIR
 
 DEFAULT_MANIFEST = "manifest.jsonl"

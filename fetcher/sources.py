@@ -1,4 +1,5 @@
-"""Input lists: lazy, bounded-memory reading of lines into numbered, classified sources.
+"""Sources: one line of a list becomes a numbered, classified `Source`, read lazily with
+bounded memory.
 
 A line that cannot be fetched still becomes a `Source` (with `error` set) so that it keeps its
 place in the input order and is reported like any other failed item.
@@ -8,20 +9,17 @@ from __future__ import annotations
 
 import os
 import re
-import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from fetcher.errors import UsageError
 from fetcher.results import ErrorInfo
 
 MAX_LINE_BYTES = 64 * 1024
 """Longer lines are rejected: no real URL or path is that long, and it bounds memory."""
-STDIN = "-"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -47,6 +45,12 @@ class Source:
     base_dir: Path
     """Folder of the list the item came from (local paths and `mirror` naming use it)."""
     error: ErrorInfo | None = None
+    name: str | None = None
+    """Output path asked for by the list (a `path` column), relative to the output dir."""
+    checksums: tuple[tuple[str, str], ...] = ()
+    """Expected digests as (algorithm, lower-case hex), e.g. ('sha256', '9f86…')."""
+    extra: tuple[tuple[str, Any], ...] = ()
+    """Other columns of a CSV/TSV/JSONL list, carried into the manifest row."""
 
 
 def parse_source(text: str, index: int, base_dir: Path) -> Source:
@@ -147,60 +151,3 @@ def sources_from_lines(
         else:
             yield parse_source(text, index, base_dir)
         index += 1
-
-
-def check_lists(lists: Sequence[str]) -> None:
-    """Fail before any work starts when a list cannot be read: a usage error, not an item."""
-    if not lists:
-        raise UsageError("no list given (name a file, or - for standard input)")
-    if sum(1 for name in lists if name == STDIN) > 1:
-        raise UsageError("standard input (-) can be named only once")
-    for name in lists:
-        if name == STDIN:
-            continue
-        try:
-            mode = os.stat(name).st_mode
-        except FileNotFoundError:
-            raise UsageError(f"list not found: {name}") from None
-        except OSError as exc:
-            raise UsageError(f"cannot read list {name}: {exc.strerror}") from None
-        if stat.S_ISDIR(mode):
-            raise UsageError(f"list is a directory, not a file: {name}")
-        if not os.access(name, os.R_OK):
-            raise UsageError(f"cannot read list {name}: permission denied")
-
-
-def read_lists(lists: Sequence[str], stdin: BinaryIO) -> Iterator[Source]:
-    """All items of all lists, in order, numbered across lists; one line in memory at a time."""
-    index = 0
-    for name in lists:
-        if name == STDIN:
-            items = sources_from_lines(bounded_lines(stdin), Path.cwd(), index)
-            for source in items:
-                yield source
-                index = source.index + 1
-            continue
-        base = Path(os.path.abspath(name)).parent
-        with open(name, "rb") as stream:
-            for source in sources_from_lines(bounded_lines(stream), base, index):
-                yield source
-                index = source.index + 1
-
-
-def count_items(lists: Sequence[str]) -> int | None:
-    """How many items the lists hold, for the progress total; None when a list is not a
-    regular file (stdin, a pipe) and so cannot be read twice."""
-    total = 0
-    for name in lists:
-        if name == STDIN or not stat.S_ISREG(os.stat(name).st_mode):
-            return None
-        with open(name, "rb") as stream:
-            # Only the blank/comment test of `sources_from_lines`: no URL parsing, since this
-            # runs beside the workers and competes with them for the interpreter.
-            for line in bounded_lines(stream):
-                if line is None:
-                    total += 1
-                    continue
-                stripped = line.strip()
-                total += bool(stripped) and not stripped.startswith(b"#")
-    return total

@@ -34,10 +34,25 @@ CREATE TABLE IF NOT EXISTS outputs (
     sha256 TEXT NOT NULL,
     ino INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
-    http_status INTEGER
+    http_status INTEGER,
+    etag TEXT,
+    last_modified TEXT
 );
 CREATE INDEX IF NOT EXISTS outputs_source ON outputs (source);
+CREATE TABLE IF NOT EXISTS partials (
+    temp TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    validator TEXT NOT NULL
+);
 """
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What a server (or a local file's size and mtime) said about a version of a source."""
+
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,7 @@ class Completed:
     bytes: int
     sha256: str
     http_status: int | None
+    validators: Validators
 
 
 class StateStore:
@@ -88,11 +104,11 @@ class StateStore:
     def completed(self, source: str) -> Completed | None:
         """The output recorded for `source`, if the file on disk is still exactly that one."""
         rows = self._connection().execute(
-            "SELECT path, bytes, sha256, ino, mtime_ns, http_status FROM outputs"
-            " WHERE source = ? ORDER BY rowid",
+            "SELECT path, bytes, sha256, ino, mtime_ns, http_status, etag, last_modified"
+            " FROM outputs WHERE source = ? ORDER BY rowid",
             (source,),
         )
-        for path, size, sha256, ino, mtime_ns, http_status in rows:
+        for path, size, sha256, ino, mtime_ns, http_status, etag, last_modified in rows:
             try:
                 info = (self._root / path).lstat()
             except OSError:
@@ -102,7 +118,7 @@ class StateStore:
                 size,
                 mtime_ns,
             ):
-                return Completed(path, size, sha256, http_status)
+                return Completed(path, size, sha256, http_status, Validators(etag, last_modified))
         return None
 
     def owner(self, path: str) -> str | None:
@@ -119,15 +135,48 @@ class StateStore:
         return cursor.rowcount == 1
 
     def record(
-        self, path: str, source: str, info: os.stat_result, sha256: str, http_status: int | None
+        self,
+        *,
+        path: str,
+        source: str,
+        info: os.stat_result,
+        sha256: str,
+        http_status: int | None,
+        validators: Validators,
     ) -> None:
         """Remember the file about to be renamed to `path` (call before the rename)."""
         self._writer.execute(
             "INSERT OR REPLACE INTO outputs"
-            " (path, source, bytes, sha256, ino, mtime_ns, http_status)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (path, source, info.st_size, sha256, info.st_ino, info.st_mtime_ns, http_status),
+            " (path, source, bytes, sha256, ino, mtime_ns, http_status, etag, last_modified)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                path, source, info.st_size, sha256, info.st_ino, info.st_mtime_ns, http_status,
+                validators.etag, validators.last_modified,
+            ),
+        )  # fmt: skip
+
+    def keep_partial(self, temp: str, source: str, validator: str) -> None:
+        """A temp file worth resuming: its source and the validator its bytes belong to."""
+        self._connection().execute(
+            "INSERT OR REPLACE INTO partials (temp, source, validator) VALUES (?, ?, ?)",
+            (temp, source, validator),
         )
+
+    def partial(self, temp: str, source: str) -> str | None:
+        """The validator of a resumable temp file left for `source`, if any."""
+        row = (
+            self._connection()
+            .execute("SELECT validator FROM partials WHERE temp = ? AND source = ?", (temp, source))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def drop_partial(self, temp: str) -> None:
+        self._connection().execute("DELETE FROM partials WHERE temp = ?", (temp,))
+
+    def partial_temps(self) -> set[str]:
+        """Names of all temp files registered for resuming (a few: only large bodies)."""
+        return {str(r[0]) for r in self._writer.execute("SELECT temp FROM partials")}
 
     def close(self) -> None:
         with self._guard:

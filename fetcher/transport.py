@@ -22,6 +22,7 @@ from fetcher.version import __version__
 
 CHUNK_BYTES = 1024 * 1024
 """Read size while streaming: large enough for full-speed copies, small enough to stay flat."""
+PASSED_STATUSES = frozenset({304, 416})
 HOSTS_PER_THREAD = 32
 """Hosts whose keep-alive connections a thread keeps open at once."""
 
@@ -68,11 +69,14 @@ class Transport:
                 self._sessions.append(session)
         return session
 
-    def open(self, url: str) -> requests.Response:
-        """A response with a 2xx status whose body is still unread; other statuses raise."""
+    def open(self, url: str, headers: dict[str, str] | None = None) -> requests.Response:
+        """A response whose body is still unread: 2xx, or 304/416 (the caller asked for
+        them with conditional or range headers); other statuses raise."""
         timeout = self._options.timeout_s
-        response = self._session().get(url, stream=True, timeout=(timeout, timeout))
-        if 200 <= response.status_code < 300:
+        response = self._session().get(
+            url, headers=headers, stream=True, timeout=(timeout, timeout)
+        )
+        if 200 <= response.status_code < 300 or response.status_code in PASSED_STATUSES:
             return response
         code = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -10,34 +10,36 @@ import hashlib
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
 import requests
 
+from fetcher.download import Downloader, Transfer
 from fetcher.errors import Interrupted, ItemError
-from fetcher.localfiles import copy_local
+from fetcher.localfiles import copy_local, local_validator
 from fetcher.naming import disposition_name, plan
 from fetcher.options import FetchOptions
 from fetcher.progress import Stats
 from fetcher.results import ErrorInfo
 from fetcher.sources import Source, SourceKind
-from fetcher.state import Completed, StateStore
-from fetcher.transport import Transport, body_blocks
+from fetcher.state import Completed, StateStore, Validators
 from fetcher.writing import LiveTemps, TempOutput, os_item_error, temp_name
 
 
 class Kind(Enum):
     FETCHED = "fetched"
     SKIPPED = "skipped"
+    UNCHANGED = "unchanged"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
 
 
 @dataclass
 class Outcome:
-    """What a worker hands back; `temp` is set only for FETCHED."""
+    """What a worker hands back; `temp` is set only for FETCHED, `completed` for SKIPPED
+    and UNCHANGED."""
 
     source: Source
     kind: Kind
@@ -49,6 +51,7 @@ class Outcome:
     http_status: int | None = None
     error: ErrorInfo | None = None
     completed: Completed | None = None
+    validators: Validators = field(default_factory=Validators)
 
 
 class Worker:
@@ -58,7 +61,7 @@ class Worker:
         self,
         *,
         options: FetchOptions,
-        transport: Transport,
+        downloader: Downloader,
         root: Path,
         store: StateStore | None,
         live: LiveTemps,
@@ -66,7 +69,7 @@ class Worker:
         stop: threading.Event,
     ) -> None:
         self._options = options
-        self._transport = transport
+        self._downloader = downloader
         self._root = root
         self._store = store
         self._live = live
@@ -85,17 +88,20 @@ class Worker:
             return Outcome(source, Kind.INTERRUPTED)
         if source.error is not None:
             return Outcome(source, Kind.FAILED, error=source.error)
+        completed = None
         if self._store is not None and not self._options.overwrite:
             completed = self._store.completed(source.target)
-            if completed is not None:
+            if completed is not None and not self._options.update:
                 return Outcome(source, Kind.SKIPPED, completed=completed)
+        transfer = self._transfer(source)
         policy = self._options.retry
         attempts = 0
         while True:
             attempts += 1
             try:
-                outcome = self._attempt(source)
+                outcome = self._attempt(source, transfer, completed)
             except Interrupted:
+                self._abandon(transfer)
                 return Outcome(source, Kind.INTERRUPTED, attempts)
             except Exception as exc:
                 error = classify(exc)
@@ -103,6 +109,7 @@ class Worker:
                 outcome.attempts = attempts
                 return outcome
             if not error.retryable or attempts > policy.retries:
+                self._give_up(transfer)
                 message = str(error)
                 if attempts > 1:
                     message = f"{message} (after {attempts} attempts)"
@@ -114,51 +121,113 @@ class Worker:
                     error=ErrorInfo(error.kind, message),
                 )
             if self._stop.wait(policy.wait_s(attempts, error.retry_after)):
+                self._abandon(transfer)
                 return Outcome(source, Kind.INTERRUPTED, attempts)
 
-    def _attempt(self, source: Source) -> Outcome:
-        dirs, name = plan(source, self._options.layout)
+    def _transfer(self, source: Source) -> Transfer:
+        """A fresh transfer, or the partial file an interrupted run left for this item."""
+        transfer = Transfer(source.target)
+        if self._store is None or source.kind is not SourceKind.HTTP:
+            return transfer
+        path = self._temp_path(source)
+        validator = self._store.partial(path.name, source.target)
+        if validator is not None:
+            transfer.temp = self._new_output(source, path, None, resume=True)
+            transfer.temp.resumable = True
+            transfer.validator = validator
+        return transfer
+
+    def _temp_path(self, source: Source) -> Path:
+        # Temps live at the top of the output dir: same file system, so the committer's
+        # rename into a sub-folder stays atomic, and workers never create folders (the
+        # committer does, in input order, so the same list always gives the same names).
         token = hashlib.sha256(source.target.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        return self._root / temp_name(source.index, token)
 
-        def make_output(declared: int | None) -> TempOutput:
-            # Temps live at the top of the output dir: same file system, so the committer's
-            # rename into a sub-folder stays atomic, and workers never create folders (the
-            # committer does, in input order, so the same list always gives the same names).
-            limit = self._options.max_size
-            if limit is not None and declared is not None and declared > limit:
-                raise ItemError("too_large", f"size {declared} exceeds --max-size ({limit} bytes)")
-            path = self._root / temp_name(source.index, token)
-            return TempOutput(path, self._live, limit, self._stats.add_bytes)
+    def _new_output(
+        self, source: Source, path: Path, declared: int | None, *, resume: bool = False
+    ) -> TempOutput:
+        limit = self._options.max_size
+        if limit is not None and declared is not None and declared > limit:
+            raise ItemError("too_large", f"size {declared} exceeds --max-size ({limit} bytes)")
+        return TempOutput(
+            path,
+            self._live,
+            max_size=limit,
+            on_bytes=self._stats.add_bytes,
+            md5=any(algorithm == "md5" for algorithm, _ in source.checksums),
+            resume=resume,
+        )
 
+    def _attempt(self, source: Source, transfer: Transfer, completed: Completed | None) -> Outcome:
+        dirs, name = plan(source, self._options.layout)
+        path = self._temp_path(source)
         if source.kind is SourceKind.FILE:
-            out = copy_local(source.target, make_output, self._stop.is_set)
-            return Outcome(source, Kind.FETCHED, dirs=dirs, name=name, temp=out)
-        with self._transport.open(source.target) as response:
-            length = response.headers.get("Content-Length")
-            out = make_output(int(length) if length and length.isdigit() else None)
-            try:
-                for chunk in body_blocks(response):
-                    if self._stop.is_set():
-                        raise Interrupted
-                    out.write(chunk)
-                out.close()
-            except BaseException:
-                out.discard()
-                raise
-            final_name = disposition_name(
-                name,
-                response.headers.get("Content-Disposition"),
-                source.index,
-                self._options.layout,
-            )
+            return self._copy(source, dirs, name, path, completed)
+        conditional = completed.validators if completed is not None else None
+        fetched = self._downloader.attempt(
+            source.target,
+            transfer,
+            lambda declared: self._new_output(source, path, declared),
+            conditional,
+        )
+        if fetched.unchanged and completed is not None:
             return Outcome(
-                source,
-                Kind.FETCHED,
-                dirs=dirs,
-                name=final_name,
-                temp=out,
-                http_status=response.status_code,
-            )
+                source, Kind.UNCHANGED, http_status=304, completed=completed,
+                validators=fetched.validators,
+            )  # fmt: skip
+        temp = transfer.temp
+        assert temp is not None
+        temp.verify(source.checksums)
+        temp.close()
+        if source.name is None:
+            name = disposition_name(name, fetched.disposition, source.index, self._options.layout)
+        return Outcome(
+            source, Kind.FETCHED, dirs=dirs, name=name, temp=temp,
+            http_status=fetched.http_status, validators=fetched.validators,
+        )  # fmt: skip
+
+    def _copy(
+        self,
+        source: Source,
+        dirs: tuple[str, ...],
+        name: str,
+        path: Path,
+        completed: Completed | None,
+    ) -> Outcome:
+        """Local sources: with --update, compared by size and mtime, copied only if changed."""
+        validators = Validators(etag=local_validator(source.target))
+        if completed is not None and completed.validators == validators:
+            return Outcome(source, Kind.UNCHANGED, completed=completed, validators=validators)
+        out = copy_local(
+            source.target,
+            lambda declared: self._new_output(source, path, declared),
+            self._stop.is_set,
+        )
+        try:
+            out.verify(source.checksums)
+        except ItemError:
+            out.discard()
+            raise
+        return Outcome(source, Kind.FETCHED, dirs=dirs, name=name, temp=out, validators=validators)
+
+    def _abandon(self, transfer: Transfer) -> None:
+        """The run is stopping: keep a resumable partial for the next run, drop the rest."""
+        temp = transfer.temp
+        if temp is None:
+            return
+        if temp.resumable:
+            temp.close()
+        else:
+            temp.discard()
+
+    def _give_up(self, transfer: Transfer) -> None:
+        temp = transfer.temp
+        if temp is None:
+            return
+        temp.discard()
+        if temp.resumable and self._store is not None:
+            self._store.drop_partial(temp.path.name)
 
 
 def classify(exc: Exception) -> ItemError:

@@ -12,6 +12,7 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from fetcher.errors import ItemError
 
@@ -41,58 +42,94 @@ def make_dir(path: Path) -> bool:
 
 
 class LiveTemps:
-    """Temp files being written right now, so an interrupted run can remove them."""
+    """Temp files in use right now, so an interrupted run can remove them (all but those
+    marked resumable, which the next run continues)."""
 
     def __init__(self) -> None:
-        self._paths: set[Path] = set()
+        self._outputs: dict[Path, TempOutput] = {}
         self._lock = threading.Lock()
 
-    def add(self, path: Path) -> None:
+    def add(self, output: TempOutput) -> None:
         with self._lock:
-            self._paths.add(path)
+            self._outputs[output.path] = output
 
     def discard(self, path: Path) -> None:
         with self._lock:
-            self._paths.discard(path)
+            self._outputs.pop(path, None)
 
     def remove_all(self) -> None:
         with self._lock:
-            paths, self._paths = self._paths, set()
-        for path in paths:
-            remove_quietly(path)
+            outputs, self._outputs = self._outputs, {}
+        for path, output in outputs.items():
+            if not output.resumable:
+                remove_quietly(path)
 
 
 class TempOutput:
-    """One item's body on its way to disk; `max_size` is enforced as bytes arrive."""
+    """One item's body on its way to disk, kept open across the item's attempts so that a
+    broken transfer can continue where it stopped; `max_size` is enforced as bytes arrive."""
 
     def __init__(
         self,
         path: Path,
         live: LiveTemps,
+        *,
         max_size: int | None = None,
         on_bytes: Callable[[int], None] | None = None,
+        md5: bool = False,
+        resume: bool = False,
     ) -> None:
         self.path = path
         self.size = 0
         self._max_size = max_size
         self._on_bytes = on_bytes
-        self._hash = hashlib.sha256()
+        self._md5 = md5
+        self._hashes = self._new_hashes()
         self._live = live
-        remove_quietly(path)  # a stale temp of an earlier run, or anything planted there
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        self.resumable = False
+        """Set once the bytes so far can be continued by a later run: then an interrupted
+        run keeps the file instead of removing it."""
+        self._file = self._open_existing() if resume else None
+        if self._file is None:
+            remove_quietly(path)  # a stale temp of an earlier run, or anything planted there
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(path, flags, 0o644)
+            except OSError as exc:
+                raise os_item_error(exc, f"cannot create {path}") from exc
+            self._file = os.fdopen(fd, "wb", buffering=0)
+        live.add(self)
+
+    def _new_hashes(self) -> dict[str, Any]:
+        hashes: dict[str, Any] = {"sha256": hashlib.sha256()}
+        if self._md5:
+            hashes["md5"] = hashlib.md5(usedforsecurity=False)
+        return hashes
+
+    def _open_existing(self) -> BinaryIO | None:
+        """Reopen a partial file left by an interrupted run, re-hashing what it holds."""
         try:
-            fd = os.open(path, flags, 0o644)
-        except OSError as exc:
-            raise os_item_error(exc, f"cannot create {path}") from exc
-        live.add(path)
-        self._file = os.fdopen(fd, "wb", buffering=0)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        handle = os.fdopen(fd, "r+b", buffering=0)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            handle.close()
+            return None
+        while block := handle.read(1024 * 1024):
+            for digest in self._hashes.values():
+                digest.update(block)
+            self.size += len(block)
+        return handle
 
     def write(self, data: bytes | memoryview) -> None:
         self.size += len(data)
         if self._max_size is not None and self.size > self._max_size:
             raise ItemError("too_large", f"body exceeds --max-size ({self._max_size} bytes)")
-        self._hash.update(data)
+        for digest in self._hashes.values():
+            digest.update(data)
         view = memoryview(data)
+        assert self._file is not None
         try:
             while view:
                 view = view[self._file.write(view) or 0 :]
@@ -101,14 +138,32 @@ class TempOutput:
         if self._on_bytes is not None:
             self._on_bytes(len(data))
 
+    def restart(self) -> None:
+        """Throw away the bytes so far: the server sent the whole body again."""
+        assert self._file is not None
+        self._file.truncate(0)
+        self.size = 0
+        self._hashes = self._new_hashes()
+
     @property
     def sha256(self) -> str:
-        return self._hash.hexdigest()
+        return str(self._hashes["sha256"].hexdigest())
+
+    def verify(self, checksums: tuple[tuple[str, str], ...]) -> None:
+        """Compare with the expected digests; a mismatch fails the item."""
+        for algorithm, expected in checksums:
+            actual = self._hashes[algorithm].hexdigest()
+            if actual != expected:
+                raise ItemError(
+                    "checksum_mismatch", f"{algorithm} is {actual}, expected {expected}"
+                )
 
     def close(self) -> None:
+        assert self._file is not None
         self._file.close()
 
     def discard(self) -> None:
+        assert self._file is not None
         self._file.close()
         remove_quietly(self.path)
         self._live.discard(self.path)
@@ -121,6 +176,15 @@ class TempOutput:
 def remove_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def remove_stale_temps(root: Path, keep: set[str]) -> None:
+    """Temp files left by a killed run, except those registered for resuming."""
+    with os.scandir(root) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX) and name not in keep:
+                remove_quietly(root / name)
 
 
 def place(temp: TempOutput, final: Path) -> None:

@@ -10,15 +10,13 @@ from pathlib import Path
 import pytest
 
 from fetcher.errors import UsageError
+from fetcher.lists import check_lists, count_items, read_lists
 from fetcher.sources import (
     MAX_LINE_BYTES,
     Source,
     SourceKind,
     bounded_lines,
-    check_lists,
-    count_items,
     parse_source,
-    read_lists,
     sources_from_lines,
 )
 

@@ -1,0 +1,201 @@
+"""One HTTP attempt at one item: a conditional GET for `--update`, a `Range` request guarded
+by `If-Range` to continue a broken transfer, and the body streamed into the item's temp file.
+
+`Transfer` is what survives between the attempts of one item (and, through the state store,
+between runs): the temp file with its running hashes, and the validator its bytes belong to.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+
+from fetcher.errors import Interrupted, ItemError
+from fetcher.politeness import HostGate
+from fetcher.state import StateStore, Validators
+from fetcher.transport import Transport, body_blocks
+from fetcher.writing import TempOutput
+
+RESUME_MIN_BYTES = 1024 * 1024
+"""Bodies at least this large (or of unknown length) are registered for resuming by a later
+run; for smaller ones a restart costs less than the bookkeeping."""
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_UNSATISFIED = re.compile(r"^bytes \*/(\d+)$")
+
+
+@dataclass
+class Transfer:
+    """One item's download across its attempts."""
+
+    key: str
+    """The source's target (URL), as the state store knows it."""
+    temp: TempOutput | None = None
+    validator: str | None = None
+    """`If-Range` value for the bytes in `temp`: a strong ETag or a Last-Modified date."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The response facts the committer and the manifest need."""
+
+    http_status: int
+    validators: Validators
+    disposition: str | None
+    unchanged: bool = False
+
+
+class Downloader:
+    """Runs single HTTP attempts; shared by all worker threads."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        gate: HostGate,
+        store: StateStore | None,
+        stop: threading.Event,
+    ) -> None:
+        self._transport = transport
+        self._gate = gate
+        self._store = store
+        self._stop = stop
+
+    def attempt(
+        self,
+        url: str,
+        transfer: Transfer,
+        make_output: Callable[[int | None], TempOutput],
+        conditional: Validators | None,
+    ) -> Fetched:
+        """One request; raises ItemError (retryable or not) on failure, leaving in
+        `transfer` whatever can be continued."""
+        headers = _request_headers(transfer, conditional)
+        host = urlsplit(url).hostname or ""
+        with self._gate.slot(host):
+            try:
+                response = self._transport.open(url, headers)
+            except ItemError as exc:
+                if exc.http_status in (429, 503):
+                    self._gate.slow_down(host, exc.retry_after)
+                raise
+            with response:
+                fetched = self._receive(response, transfer, make_output, conditional)
+            self._gate.succeeded(host)
+        return fetched
+
+    def _receive(
+        self,
+        response: requests.Response,
+        transfer: Transfer,
+        make_output: Callable[[int | None], TempOutput],
+        conditional: Validators | None,
+    ) -> Fetched:
+        status = response.status_code
+        validators = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
+        if status == 304:
+            if conditional is None:
+                raise ItemError("http_status", "HTTP 304 to a request that was not conditional")
+            return Fetched(status, validators, None, unchanged=True)
+        temp = transfer.temp
+        if status == 416:
+            return self._unsatisfiable(response, transfer, validators)
+        total = _declared_length(response)
+        if status == 206:
+            if temp is None or not _continues(response.headers.get("Content-Range"), temp.size):
+                raise ItemError("range", "server sent an unexpected range", retryable=True)
+            total = _range_total(response.headers.get("Content-Range"))
+        elif temp is not None and temp.size:
+            temp.restart()  # a full body: the server ignored the range or the file changed
+        if temp is None:
+            temp = transfer.temp = make_output(total)
+        transfer.validator = _if_range_value(validators)
+        self._register(transfer, total)
+        for block in body_blocks(response):
+            if self._stop.is_set():
+                raise Interrupted
+            temp.write(block)
+        if total is not None and temp.size != total:
+            raise ItemError("truncated", f"received {temp.size} of {total} bytes", retryable=True)
+        _set_mtime(temp, validators.last_modified)
+        return Fetched(
+            200 if status == 206 else status,
+            validators,
+            response.headers.get("Content-Disposition"),
+        )
+
+    def _unsatisfiable(
+        self, response: requests.Response, transfer: Transfer, validators: Validators
+    ) -> Fetched:
+        """416 to `bytes=N-`: when N is the whole size, the kept bytes are the whole body
+        (If-Range matched, or the server would have sent 200)."""
+        temp = transfer.temp
+        match = _UNSATISFIED.match(response.headers.get("Content-Range", ""))
+        if temp is not None and match and int(match.group(1)) == temp.size and temp.size:
+            _set_mtime(temp, validators.last_modified)
+            return Fetched(200, validators, response.headers.get("Content-Disposition"))
+        if temp is not None:
+            temp.restart()
+        transfer.validator = None
+        raise ItemError("range", "HTTP 416: range not satisfiable", retryable=True)
+
+    def _register(self, transfer: Transfer, total: int | None) -> None:
+        temp, validator = transfer.temp, transfer.validator
+        worth_it = total is None or total >= RESUME_MIN_BYTES
+        if self._store is None or temp is None or validator is None or not worth_it:
+            return
+        self._store.keep_partial(temp.path.name, transfer.key, validator)
+        temp.resumable = True
+
+
+def _request_headers(transfer: Transfer, conditional: Validators | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if conditional is not None:
+        if conditional.etag:
+            headers["If-None-Match"] = conditional.etag
+        if conditional.last_modified:
+            headers["If-Modified-Since"] = conditional.last_modified
+    temp = transfer.temp
+    if temp is not None and temp.size and transfer.validator:
+        headers["Range"] = f"bytes={temp.size}-"
+        headers["If-Range"] = transfer.validator
+    return headers
+
+
+def _if_range_value(validators: Validators) -> str | None:
+    """If-Range needs a strong validator: a weak ETag (W/"...") cannot guard a range."""
+    if validators.etag and not validators.etag.startswith("W/"):
+        return validators.etag
+    return validators.last_modified
+
+
+def _declared_length(response: requests.Response) -> int | None:
+    length = response.headers.get("Content-Length", "")
+    return int(length) if length.isdigit() else None
+
+
+def _continues(content_range: str | None, offset: int) -> bool:
+    match = _CONTENT_RANGE.match(content_range or "")
+    return match is not None and int(match.group(1)) == offset
+
+
+def _range_total(content_range: str | None) -> int | None:
+    match = _CONTENT_RANGE.match(content_range or "")
+    return int(match.group(3)) if match and match.group(3) != "*" else None
+
+
+def _set_mtime(temp: TempOutput, last_modified: str | None) -> None:
+    """Outputs carry the server's Last-Modified as their mtime, as `wget -N` does."""
+    if not last_modified:
+        return
+    try:
+        when = email.utils.parsedate_to_datetime(last_modified).timestamp()
+    except (TypeError, ValueError):
+        return
+    os.utime(temp.path, (time.time(), when))
