@@ -37,9 +37,27 @@ class Transfer:
 
     key: str
     """The source's target (URL), as the state store knows it."""
+    deadline: float | None = None
+    """`time.monotonic()` by which the item must be done (`--deadline`), retries included."""
     temp: TempOutput | None = None
     validator: str | None = None
     """`If-Range` value for the bytes in `temp`: a strong ETag or a Last-Modified date."""
+
+    def time_left(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    def check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise DeadlineExceeded
+
+
+class DeadlineExceeded(ItemError):
+    """The item ran past `--deadline`: never retried, since the time is spent."""
+
+    def __init__(self) -> None:
+        super().__init__("deadline", "exceeded --deadline")
 
 
 @dataclass(frozen=True)
@@ -80,7 +98,7 @@ class Downloader:
         host = urlsplit(url).hostname or ""
         with self._gate.slot(host):
             try:
-                response = self._transport.open(url, headers)
+                response = self._transport.open(url, headers, transfer.time_left())
             except ItemError as exc:
                 if exc.http_status in (429, 503):
                     self._gate.slow_down(host, exc.retry_after)
@@ -120,6 +138,7 @@ class Downloader:
         for block in body_blocks(response):
             if self._stop.is_set():
                 raise Interrupted
+            transfer.check_deadline()
             temp.write(block)
         if total is not None and temp.size != total:
             raise ItemError("truncated", f"received {temp.size} of {total} bytes", retryable=True)

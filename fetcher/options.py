@@ -86,6 +86,8 @@ class FetchOptions:
     """An item whose body exceeds this many bytes fails."""
     verify: bool | str = True
     """TLS verification: True, False, or a CA bundle path."""
+    deadline_s: float | None = None
+    """Total time for one item, retries included; None for no limit."""
     stream_to: BinaryIO | None = None
     """When set, bodies go here in input order and no output files are kept."""
 
@@ -98,6 +100,8 @@ class FetchOptions:
             raise UsageError("--timeout must be more than 0 seconds")
         if self.max_size is not None and self.max_size < 0:
             raise UsageError("--max-size must be 0 or more")
+        if self.deadline_s is not None and self.deadline_s <= 0:
+            raise UsageError("--deadline must be more than 0 seconds")
         if self.per_host < 1:
             raise UsageError("--per-host must be at least 1")
         if self.rate is not None and self.rate <= 0:

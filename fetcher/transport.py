@@ -69,10 +69,12 @@ class Transport:
                 self._sessions.append(session)
         return session
 
-    def open(self, url: str, headers: dict[str, str] | None = None) -> requests.Response:
+    def open(
+        self, url: str, headers: dict[str, str] | None = None, timeout_s: float | None = None
+    ) -> requests.Response:
         """A response whose body is still unread: 2xx, or 304/416 (the caller asked for
         them with conditional or range headers); other statuses raise."""
-        timeout = self._options.timeout_s
+        timeout = min(self._options.timeout_s, timeout_s or self._options.timeout_s)
         response = self._session().get(
             url, headers=headers, stream=True, timeout=(timeout, timeout)
         )
@@ -100,8 +102,12 @@ def body_blocks(response: requests.Response) -> Iterator[bytes]:
     """The body exactly as served, in large blocks: a gzip-encoded `.gz` file is saved as the
     `.gz` it is, and nothing is ever decompressed in memory. urllib3's errors while the body
     streams are translated here; they are the ones its own retries never see."""
+    raw = response.raw
     try:
-        yield from response.raw.stream(CHUNK_BYTES, decode_content=False)
+        # read1: whatever has arrived, up to a block, so a slow body still returns control
+        # (for Ctrl-C, the deadline, the progress bar) instead of waiting for a full block.
+        while block := raw.read1(CHUNK_BYTES, decode_content=False):
+            yield block
     except urllib3.exceptions.ReadTimeoutError as exc:
         raise ItemError("timeout", f"timed out reading the body: {exc}", retryable=True) from exc
     except urllib3.exceptions.SSLError as exc:

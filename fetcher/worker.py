@@ -94,11 +94,14 @@ class Worker:
             if completed is not None and not self._options.update:
                 return Outcome(source, Kind.SKIPPED, completed=completed)
         transfer = self._transfer(source)
+        if self._options.deadline_s is not None:
+            transfer.deadline = time.monotonic() + self._options.deadline_s
         policy = self._options.retry
         attempts = 0
         while True:
             attempts += 1
             try:
+                transfer.check_deadline()
                 outcome = self._attempt(source, transfer, completed)
             except Interrupted:
                 self._abandon(transfer)
@@ -120,7 +123,15 @@ class Worker:
                     http_status=error.http_status,
                     error=ErrorInfo(error.kind, message),
                 )
-            if self._stop.wait(policy.wait_s(attempts, error.retry_after)):
+            wait = policy.wait_s(attempts, error.retry_after)
+            left = transfer.time_left()
+            if left is not None and wait >= left:
+                self._give_up(transfer)
+                return Outcome(
+                    source, Kind.FAILED, attempts, http_status=error.http_status,
+                    error=ErrorInfo("deadline", f"exceeded --deadline; last error: {error}"),
+                )  # fmt: skip
+            if self._stop.wait(wait):
                 self._abandon(transfer)
                 return Outcome(source, Kind.INTERRUPTED, attempts)
 

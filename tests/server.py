@@ -1,6 +1,8 @@
 """Fault-injecting HTTP/1.1 server on 127.0.0.1: each route reproduces one failure a bulk
 fetcher must survive (truncation, stalls, redirect loops, hostile headers, transient errors).
 Query values are decoded as latin-1, so percent-encoded bytes reach headers/bodies unchanged.
+/file and /mutable act like a real static server (validators, ranges, 304s; logic in
+tests/server_resources.py); absolute-URI request lines are answered as a stand-in proxy.
 """
 
 from __future__ import annotations
@@ -8,19 +10,35 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import socket
 import socketserver
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from email.utils import formatdate
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.server_resources import (
+    Conditions,
+    LogEntry,
+    Reply,
+    Representation,
+    ResourceBook,
+    basic_credentials,
+    evaluate,
+    quote_etag,
+    shift_http_date,
+)
+
 HOST = "127.0.0.1"
 _BLOCK = 4096
 _PIECE = 1 << 20  # /stream write size: large bodies are never held whole in memory
+_ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # request line sent to a proxy
+FILE_LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"  # /file default; etag_after adds a day
 
 Query = dict[str, list[str]]
 RequestRecord = tuple[str, str, dict[str, str]]
@@ -58,6 +76,18 @@ def stream_sha256(size: int) -> str:
     return digest.hexdigest()
 
 
+def file_body(name: str, size: int, version: int = 1) -> bytes:
+    """Content of /file/<name>?size=<size>; version 2 is what etag_after switches to."""
+    if version not in (1, 2):
+        raise ValueError("version must be 1 or 2")
+    return body_for(name if version == 1 else f"{name}-v2", size)
+
+
+def file_etag(name: str, size: int) -> str:
+    """Default (quoted) ETag of /file/<name>?size=<size>: stable across runs and servers."""
+    return f'"{hashlib.sha1(f"{name}:{size}".encode()).hexdigest()[:16]}"'
+
+
 def _param(q: Query, key: str, default: str | None = None) -> str:
     values = q.get(key)
     if values:
@@ -72,6 +102,13 @@ def _int(q: Query, key: str, default: int | None = None) -> int:
     if value < 0:
         raise ValueError(f"{key} must be >= 0")
     return value
+
+
+def _flag(q: Query, key: str, default: bool) -> bool:
+    value = _param(q, key, "1" if default else "0")
+    if value not in ("0", "1"):
+        raise ValueError(f"{key} must be 0 or 1")
+    return value == "1"
 
 
 def _seconds(q: Query, key: str, default: float) -> float:
@@ -95,6 +132,7 @@ class _Server(ThreadingHTTPServer):
         self.in_flight = 0
         self.peak = 0
         self.flaky: dict[str, int] = {}
+        self.book = ResourceBook()  # /file, /mutable and /count state
         self.conns: set[socket.socket] = set()
         super().__init__((HOST, 0), _Handler)
 
@@ -146,6 +184,9 @@ class _Handler(BaseHTTPRequestHandler):
             srv.in_flight += 1
             srv.peak = max(srv.peak, srv.in_flight)
         try:
+            if _ABSOLUTE_URI.match(self.path):  # never routed: the test only checks proxy use
+                self._send(200, b"via-proxy " + self.path.encode("latin-1"))
+                return
             head, _, arg = split.path.lstrip("/").partition("/")
             route = self.ROUTES.get(head)
             if route is None or route[0] != bool(arg):
@@ -262,6 +303,75 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps(dict(self.headers.items())).encode()
         self._send(200, body, [("Content-Type", "application/json")])
 
+    def _conditions(self) -> Conditions:
+        get = self.headers.get
+        return Conditions(
+            get("Range"), get("If-Range"), get("If-None-Match"), get("If-Modified-Since")
+        )
+
+    def _deliver(self, name: str, cond: Conditions, reply: Reply, cut: int | None = None) -> None:
+        """Log, then send `reply`; a body reaching absolute offset `cut` stops there and the
+        connection drops. Logging first means a client holding the response sees its entry."""
+        body = reply.body if self.command == "GET" else b""
+        if cut is not None:
+            body = body[: max(0, cut - reply.start)]
+        self.server.book.record(name, cond, reply.status, len(body))
+        if self._start(reply.status, reply.length, reply.headers):
+            self.wfile.write(body)
+            if cut is not None:
+                self._hang_up()
+
+    def _file(self, name: str, q: Query) -> None:
+        size, ranges = _int(q, "size", 1024), _flag(q, "ranges", True)
+        cut_at, cut_times = _int(q, "cut") if "cut" in q else None, _int(q, "cut_times", 1)
+        tag = _param(q, "etag", "")
+        etag = None if tag == "none" else quote_etag(tag) if tag else file_etag(name, size)
+        if "lm" in q and "mtime" in q:
+            raise ValueError("give lm or mtime, not both")
+        modified = _param(q, "lm", "") or FILE_LAST_MODIFIED
+        if "mtime" in q:
+            modified = formatdate(_int(q, "mtime"), usegmt=True)
+        last_modified = None if modified == "none" else modified
+        rep = Representation(file_body(name, size), etag, last_modified)
+        if "etag_after" in q:  # validated before next_turn, so a 400 never uses up a turn
+            later = None if last_modified is None else shift_http_date(last_modified, 1)
+            changed = Representation(
+                file_body(name, size, 2), quote_etag(_param(q, "etag_after")), later
+            )
+            rep = changed if self.server.book.next_turn(name) else rep
+        cond = self._conditions()
+        reply = evaluate(rep, cond, method=self.command, ranges=ranges)
+        sends_past_cut = cut_at is not None and reply.start + len(reply.body) > cut_at
+        breaks = (
+            sends_past_cut
+            and self.command == "GET"
+            and reply.status in (200, 206)
+            and self.server.book.claim_cut(name, cut_times)
+        )
+        self._deliver(name, cond, reply, cut_at if breaks else None)
+
+    def _mutable(self, name: str, _: Query) -> None:
+        cond, rep = self._conditions(), self.server.book.mutable(name)
+        if rep is None:
+            missing = b"not found\n"
+            self._deliver(name, cond, Reply(404, [], len(missing), 0, missing))
+        else:
+            self._deliver(name, cond, evaluate(rep, cond, method=self.command, ranges=False))
+
+    def _count(self, key: str, q: Query) -> None:
+        body = body_for(key, _int(q, "size", 1024))
+        self._sleep(_seconds(q, "delay", 0.0))
+        if self.command == "GET":  # counted before sending, so a client that has it sees it
+            self.server.book.hit(key)
+        self._send(200, body)
+
+    def _auth(self, _: str, q: Query) -> None:
+        expected = f"{_param(q, 'user')}:{_param(q, 'password')}".encode("latin-1")
+        if basic_credentials(self.headers.get("Authorization")) == expected:
+            self._send(200, b"authorized")
+        else:
+            self._send(401, b"unauthorized\n", [("WWW-Authenticate", 'Basic realm="t"')])
+
     # first path segment -> (takes a second segment, handler)
     ROUTES: ClassVar[dict[str, tuple[bool, Callable[[_Handler, str, Query], None]]]] = {
         "bytes": (True, _bytes),
@@ -277,6 +387,10 @@ class _Handler(BaseHTTPRequestHandler):
         "cd": (False, _cd),
         "flaky": (True, _flaky),
         "headers": (False, _headers),
+        "file": (True, _file),
+        "mutable": (True, _mutable),
+        "count": (True, _count),
+        "auth": (False, _auth),
     }
 
 
@@ -345,9 +459,30 @@ class TestServer:
         with self._srv.lock:
             return self._srv.peak
 
+    def file_log(self, name: str) -> list[LogEntry]:
+        """Per request of /file/<name> or /mutable/<name>, in order: the range and conditional
+        headers received (None if absent), the status sent and the body bytes written."""
+        return self._srv.book.log(name)
+
+    def set_mutable(
+        self, name: str, body: bytes, etag: str | None = None, last_modified: str | None = None
+    ) -> None:
+        """Create or change /mutable/<name>; `etag` gets quotes unless it has them already."""
+        quoted = None if etag is None else quote_etag(etag)
+        for value in (quoted, last_modified):  # fail here, not inside a handler's send_header
+            if value is not None:
+                value.encode("latin-1")
+        self._srv.book.set_mutable(name, Representation(bytes(body), quoted, last_modified))
+
+    def hits(self, key: str) -> int:
+        """Number of GETs /count/<key> answered, to prove an item was not fetched twice."""
+        return self._srv.book.hits(key)
+
     def reset(self) -> None:
-        """Forget requests, peak concurrency and flaky counters (in-flight ones still count)."""
+        """Forget requests, peak concurrency, flaky/hit counters and /file logs, and re-arm
+        cut/etag_after (in-flight requests still count); /mutable content is kept."""
         with self._srv.lock:
             self._srv.seen.clear()
             self._srv.flaky.clear()
             self._srv.peak = self._srv.in_flight
+        self._srv.book.reset()
