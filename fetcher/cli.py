@@ -1,20 +1,22 @@
-"""The command line: `fetcher fetch LIST...`. Exit codes follow the contract: 0 all done,
-1 some items failed, 2 usage error, 130 on Ctrl-C, 143 on SIGTERM."""
+"""The command line: `fetcher fetch LIST...` and `fetcher retry MANIFEST`. Exit codes follow
+the contract: 0 all done, 1 some items failed, 2 usage error, 130 on Ctrl-C, 143 on SIGTERM."""
 
 from __future__ import annotations
 
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, Protocol
 
 import typer
 
 from fetcher.errors import UsageError
-from fetcher.options import DEFAULT_WORKERS, Layout
+from fetcher.options import DEFAULT_PER_HOST, DEFAULT_WORKERS, Layout
+from fetcher.tables import ListFormat
 from fetcher.version import __version__
 
 
@@ -36,6 +38,45 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Concurrent bulk fetcher for URL and file-path lists.",
 )
+
+OutputDir = Annotated[
+    Path | None, typer.Option("-o", "--output-dir", help="Where outputs go [default: .]")
+]
+Workers = Annotated[int, typer.Option("-j", "--workers", help="Worker threads.")]
+Chunksize = Annotated[str, typer.Option("--chunksize", help="Items per pool task: auto or N.")]
+LayoutOpt = Annotated[Layout, typer.Option("--layout", help="Output naming.")]
+Retries = Annotated[int, typer.Option("--retries", help="Extra attempts per item.")]
+RetryWait = Annotated[
+    float, typer.Option("--retry-wait", help="Base of the exponential backoff, seconds.")
+]
+RetryMaxWait = Annotated[
+    float,
+    typer.Option("--retry-max-wait", help="Longest wait between attempts (caps Retry-After)."),
+]
+RetryOn = Annotated[
+    str, typer.Option("--retry-on", help="HTTP statuses to retry, comma-separated.")
+]
+Timeout = Annotated[
+    float, typer.Option("--timeout", help="Seconds to connect, and of silence while reading.")
+]
+Deadline = Annotated[
+    float | None, typer.Option("--deadline", help="Total seconds for one item, retries included.")
+]
+NoProgress = Annotated[bool, typer.Option("--no-progress", help="No progress bar.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Re-fetch items already complete.")]
+Update = Annotated[
+    bool, typer.Option("--update", help="Ask again about complete items (conditional GET).")
+]
+Headers = Annotated[
+    list[str] | None, typer.Option("-H", "--header", help="Extra header 'Name: value'.")
+]
+MaxSize = Annotated[
+    str | None, typer.Option("--max-size", help="Fail items larger than this (K, M, G).")
+]
+PerHost = Annotated[int, typer.Option("--per-host", help="Concurrent requests to one host.")]
+Rate = Annotated[str | None, typer.Option("--rate", help="Request starts per second, e.g. 10/s.")]
+Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")]
+CaBundle = Annotated[Path | None, typer.Option("--ca-bundle", help="Trust these CA certificates.")]
 
 
 def _version(value: bool) -> None:
@@ -59,15 +100,9 @@ def fetch(
         list[str],
         typer.Argument(metavar="LIST...", help="List files (one source per line); - is stdin."),
     ],
-    output_dir: Annotated[
-        Path | None, typer.Option("-o", "--output-dir", help="Where outputs go [default: .]")
-    ] = None,
-    workers: Annotated[
-        int, typer.Option("-j", "--workers", help="Worker threads.")
-    ] = DEFAULT_WORKERS,
-    chunksize: Annotated[
-        str, typer.Option("--chunksize", help="Items per pool task: auto or a number.")
-    ] = "auto",
+    output_dir: OutputDir = None,
+    workers: Workers = DEFAULT_WORKERS,
+    chunksize: Chunksize = "auto",
     manifest: Annotated[
         Path | None,
         typer.Option(
@@ -76,58 +111,107 @@ def fetch(
             " [default: OUTPUT_DIR/.fetcher/manifest.jsonl]",
         ),
     ] = None,
-    layout: Annotated[Layout, typer.Option("--layout", help="Output naming.")] = Layout.FLAT,
-    retries: Annotated[int, typer.Option("--retries", help="Extra attempts per item.")] = 2,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to connect, and of silence while reading.")
-    ] = 30.0,
+    layout: LayoutOpt = Layout.FLAT,
+    retries: Retries = 2,
+    retry_wait: RetryWait = 0.5,
+    retry_max_wait: RetryMaxWait = 30.0,
+    retry_on: RetryOn = "408,429,500,502,503,504",
+    timeout: Timeout = 30.0,
+    deadline: Deadline = None,
     stdout: Annotated[
         bool, typer.Option("--stdout", help="Write bodies to stdout in input order; keep no files.")
     ] = False,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Re-fetch items already complete.")
-    ] = False,
-    header: Annotated[
-        list[str] | None,
-        typer.Option("-H", "--header", help="Extra header 'Name: value' (repeatable)."),
+    no_progress: NoProgress = False,
+    overwrite: Overwrite = False,
+    update: Update = False,
+    checksum: Annotated[
+        str | None, typer.Option("--checksum", help="ALGO:HEX expected for a one-item list.")
     ] = None,
-    max_size: Annotated[
-        str | None, typer.Option("--max-size", help="Fail items larger than this (K, M, G).")
-    ] = None,
-    insecure: Annotated[
-        bool, typer.Option("--insecure", help="Do not verify TLS certificates.")
-    ] = False,
-    ca_bundle: Annotated[
-        Path | None, typer.Option("--ca-bundle", help="Trust these CA certificates.")
-    ] = None,
+    input_format: Annotated[
+        ListFormat, typer.Option("--input-format", help="Format of a list read from stdin.")
+    ] = ListFormat.LINES,
+    header: Headers = None,
+    max_size: MaxSize = None,
+    per_host: PerHost = DEFAULT_PER_HOST,
+    rate: Rate = None,
+    insecure: Insecure = False,
+    ca_bundle: CaBundle = None,
 ) -> None:
     """Fetch every item of the lists into OUTPUT_DIR, one manifest row per item in order."""
-    from fetcher.run import Request, run
+    given = dict(locals())
+    from fetcher.run import FetchCommand, Settings
 
-    try:
-        request = Request.build(
-            lists=lists,
-            output_dir=output_dir,
-            workers=workers,
-            chunksize=chunksize,
-            manifest=manifest,
-            layout=layout,
-            retries=retries,
-            timeout=timeout,
-            stdout=stdout,
-            overwrite=overwrite,
-            headers=header or [],
-            max_size=max_size,
-            insecure=insecure,
-            ca_bundle=ca_bundle,
-            progress=not no_progress and sys.stderr.isatty(),
+    def build() -> Command:
+        settings = Settings.build(**_common(given), stdout=stdout, manifest=manifest)
+        return FetchCommand.build(settings, lists, checksum, input_format)
+
+    _execute(build)
+
+
+@app.command()
+def retry(
+    manifest: Annotated[Path, typer.Argument(help="Manifest of an earlier run.")],
+    output_dir: OutputDir = None,
+    workers: Workers = DEFAULT_WORKERS,
+    chunksize: Chunksize = "auto",
+    layout: LayoutOpt = Layout.FLAT,
+    retries: Retries = 2,
+    retry_wait: RetryWait = 0.5,
+    retry_max_wait: RetryMaxWait = 30.0,
+    retry_on: RetryOn = "408,429,500,502,503,504",
+    timeout: Timeout = 30.0,
+    deadline: Deadline = None,
+    no_progress: NoProgress = False,
+    header: Headers = None,
+    max_size: MaxSize = None,
+    per_host: PerHost = DEFAULT_PER_HOST,
+    rate: Rate = None,
+    insecure: Insecure = False,
+    ca_bundle: CaBundle = None,
+) -> None:
+    """Re-run exactly the failed rows of MANIFEST and rewrite it, still in input order.
+    OUTPUT_DIR defaults to the folder holding MANIFEST's `.fetcher/`."""
+    given = dict(locals())
+    from fetcher.run import RetryCommand, Settings
+
+    def build() -> Command:
+        common = _common(given)
+        common["output_dir"] = output_dir or RetryCommand.default_output_dir(manifest)
+        settings = Settings.build(
+            **common, stdout=False, manifest=manifest, overwrite=False, update=False
         )
+        return RetryCommand.build(settings)
+
+    _execute(build)
+
+
+_COMMON = (
+    "output_dir", "workers", "chunksize", "layout", "retries", "retry_wait", "retry_max_wait",
+    "retry_on", "timeout", "deadline", "header", "max_size", "per_host", "rate", "insecure",
+    "ca_bundle", "overwrite", "update",
+)  # fmt: skip
+
+
+def _common(given: dict[str, Any]) -> dict[str, Any]:
+    """The options both commands share, by name, plus whether a bar may be shown."""
+    common = {name: given[name] for name in _COMMON if name in given}
+    common["progress"] = not given["no_progress"] and sys.stderr.isatty()
+    return common
+
+
+class Command(Protocol):
+    def run(self) -> int: ...
+
+
+def _execute(build: Callable[[], Command]) -> NoReturn:
+    """Validate, run, and map the outcome (or the interruption) to the exit status."""
+    try:
+        command = build()
     except UsageError as exc:
         _usage_error(str(exc))
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        code = run(request)
+        code = command.run()
     except Terminated:
         code = ExitStatus.TERMINATED
     except KeyboardInterrupt:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 from fetcher.errors import ItemError
 from fetcher.naming import with_counter
 from fetcher.results import ErrorInfo, Result, Status
+from fetcher.sources import Source, source_to_json
 from fetcher.state import StateStore
 from fetcher.worker import Kind, Outcome
 from fetcher.writing import TempOutput, make_dir, place
@@ -22,15 +23,44 @@ from fetcher.writing import TempOutput, make_dir, place
 MAX_COLLISIONS = 10_000
 
 
+@dataclass(frozen=True)
+class FailureLog:
+    """Where failed items are remembered for `fetcher retry`: one manifest's entries in the
+    state store. `retrying` also clears entries of items that now succeed."""
+
+    store: StateStore
+    manifest: str
+    retrying: bool = False
+
+    def note(self, source: Source, result: Result) -> None:
+        if result.status is Status.FAILED:
+            self.store.remember_failure(self.manifest, source.index, source_to_json(source))
+        elif self.retrying:
+            self.store.forget_failure(self.manifest, source.index)
+
+
 class Committer:
     """Places complete downloads under their final names, or streams them out in order."""
 
-    def __init__(self, root: Path, store: StateStore | None, stream: BinaryIO | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        store: StateStore | None,
+        stream: BinaryIO | None,
+        failures: FailureLog | None = None,
+    ) -> None:
         self._root = root
         self._store = store
         self._stream = stream
+        self._failures = failures
 
     def commit(self, outcome: Outcome) -> Result:
+        result = self._result(outcome)
+        if self._failures is not None:
+            self._failures.note(outcome.source, result)
+        return result
+
+    def _result(self, outcome: Outcome) -> Result:
         source = outcome.source
         base = Result(
             index=source.index,
@@ -41,6 +71,7 @@ class Committer:
             elapsed_s=outcome.elapsed_s,
             http_status=outcome.http_status,
             error=outcome.error,
+            extra=dict(source.extra),
         )
         done = outcome.completed
         if outcome.kind in (Kind.SKIPPED, Kind.UNCHANGED) and done is not None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
-from fetcher.commit import Committer
+from fetcher.commit import Committer, FailureLog
 from fetcher.download import Downloader
 from fetcher.errors import UsageError
 from fetcher.options import FetchOptions
@@ -23,7 +23,7 @@ from fetcher.politeness import HostGate
 from fetcher.pool import LOOKAHEAD_PER_WORKER, auto_chunksize, ordered_map
 from fetcher.progress import Stats
 from fetcher.results import Result
-from fetcher.sources import Source
+from fetcher.sources import Source, source_from_json
 from fetcher.state import StateStore
 from fetcher.transport import Transport
 from fetcher.worker import Kind, Outcome, Worker
@@ -33,8 +33,17 @@ from fetcher.writing import STATE_DIR, LiveTemps, remove_stale_temps
 class Job:
     """Context manager owning the resources of one run."""
 
-    def __init__(self, options: FetchOptions, stats: Stats | None = None) -> None:
+    def __init__(
+        self,
+        options: FetchOptions,
+        stats: Stats | None = None,
+        *,
+        manifest: Path | None = None,
+        retrying: bool = False,
+    ) -> None:
         self.options = options
+        self._manifest = manifest
+        self._retrying = retrying
         self.stats = stats or Stats()
         self.stop = threading.Event()
         self.chunksize = options.chunksize or 1
@@ -73,6 +82,13 @@ class Job:
         if self._spool is not None:
             shutil.rmtree(self._spool, ignore_errors=True)
 
+    def failed_source(self, index: int) -> Source | None:
+        """The full source of an item that failed in the run that wrote `manifest`."""
+        if self._store is None or self._manifest is None:
+            return None
+        text = self._store.failure(str(self._manifest.absolute()), index)
+        return None if text is None else source_from_json(text)
+
     def run(self, sources: Iterable[Source]) -> Iterator[Result]:
         """Results in input order; stops early (a consistent prefix) once `stop` is set."""
         feed = iter(sources)
@@ -93,7 +109,12 @@ class Job:
             stats=self.stats,
             stop=self.stop,
         )
-        committer = Committer(self.root, self._store, self.options.stream_to)
+        failures = None
+        if self._store is not None and self._manifest is not None:
+            failures = FailureLog(self._store, str(self._manifest.absolute()), self._retrying)
+            if not self._retrying:
+                self._store.clear_failures(failures.manifest)
+        committer = Committer(self.root, self._store, self.options.stream_to, failures)
         outcomes: Iterator[Outcome] = ordered_map(
             worker,
             feed,

@@ -12,7 +12,7 @@ from fetcher.results import Result
 
 CSV_FIELDS = (
     "index", "source", "path", "status", "bytes", "sha256", "http_status", "attempts",
-    "elapsed_s", "error_type", "error_message",
+    "elapsed_s", "error_type", "error_message", "extra",
 )  # fmt: skip
 
 
@@ -35,6 +35,8 @@ class ManifestWriter:
             error = row.pop("error")
             row["error_type"] = error["type"] if error else ""
             row["error_message"] = error["message"] if error else ""
+            carried = {k: v for k, v in row.items() if k not in CSV_FIELDS}
+            row["extra"] = json.dumps(carried) if carried else ""
             self._writer.writerow(["" if row[k] is None else row[k] for k in CSV_FIELDS])
         else:
             # ensure_ascii keeps any undecodable input representable as valid JSON text.

@@ -119,7 +119,14 @@ def _host_dir(url: str) -> str:
 
 def plan(source: Source, layout: Layout) -> tuple[tuple[str, ...], str]:
     """Directory components (relative to the output dir) and preferred file name, before any
-    response is seen; the committer may later swap the name for a Content-Disposition one."""
+    response is seen; the committer may later swap the name for a Content-Disposition one.
+    A name given by the list (`path` column) wins over the layout."""
+    if source.name is not None:
+        parts = [
+            sanitize_name(p, "_") for p in re.split(r"[/\\]", source.name) if p not in ("", ".")
+        ]
+        if parts:
+            return tuple(parts[:-1]), parts[-1]
     if source.kind is SourceKind.HTTP:
         segments = _url_segments(source.target)
         name = sanitize_name(segments[-1] if segments else "")

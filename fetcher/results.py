@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -29,7 +30,8 @@ class ErrorInfo:
 
 @dataclass(frozen=True)
 class Result:
-    """One input item's outcome; the fields are exactly the manifest's columns."""
+    """One input item's outcome; the fields are exactly the manifest's columns, plus the
+    columns a CSV/TSV/JSONL list carried for this item."""
 
     index: int
     source: str
@@ -41,6 +43,7 @@ class Result:
     attempts: int = 0
     elapsed_s: float = 0.0
     error: ErrorInfo | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -48,8 +51,9 @@ class Result:
         return self.status is not Status.FAILED
 
     def to_dict(self) -> dict[str, Any]:
-        """The manifest row: JSON-ready, fields in contract order."""
-        return {
+        """The manifest row: JSON-ready, contract fields first, then carried columns (renamed
+        `input_<name>` where they clash with a contract field)."""
+        row: dict[str, Any] = {
             "index": self.index,
             "source": self.source,
             "path": self.path,
@@ -63,3 +67,6 @@ class Result:
             if self.error is None
             else {"type": self.error.type, "message": self.error.message},
         }
+        for key, value in self.extra.items():
+            row[f"input_{key}" if key in row else key] = value
+        return row

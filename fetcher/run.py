@@ -1,30 +1,45 @@
-"""What `fetcher fetch` does once its options are parsed: a job plus the manifest, the
-progress bar, the end-of-run summary and the exit status."""
+"""What `fetcher fetch` and `fetcher retry` do once their options are parsed: a job plus the
+manifest, the progress bar, the end-of-run summary and the exit status."""
 
 from __future__ import annotations
 
+import csv
+import itertools
+import json
+import os
 import sys
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from fetcher.errors import UsageError
 from fetcher.job import Job
 from fetcher.lists import check_lists, count_items, read_lists
 from fetcher.manifest import ManifestWriter
-from fetcher.options import FetchOptions, Layout, RetryPolicy, parse_header, parse_size
+from fetcher.options import (
+    FetchOptions,
+    Layout,
+    RetryPolicy,
+    parse_checksum,
+    parse_header,
+    parse_rate,
+    parse_size,
+)
 from fetcher.progress import ProgressBar, Stats, Tally
-from fetcher.results import Status
+from fetcher.results import ErrorInfo, Result, Status
+from fetcher.sources import Source, parse_source
+from fetcher.tables import ListFormat
 from fetcher.writing import STATE_DIR
 
 DEFAULT_MANIFEST = "manifest.jsonl"
 
 
 @dataclass(frozen=True)
-class Request:
-    """A validated `fetch` command line."""
+class Settings:
+    """The validated options both commands share."""
 
-    lists: tuple[str, ...]
     options: FetchOptions
     manifest: Path | None
     progress: bool
@@ -33,24 +48,29 @@ class Request:
     def build(
         cls,
         *,
-        lists: list[str],
         output_dir: Path | None,
         workers: int,
         chunksize: str,
-        manifest: Path | None,
         layout: Layout,
         retries: int,
+        retry_wait: float,
+        retry_max_wait: float,
+        retry_on: str,
         timeout: float,
-        stdout: bool,
-        overwrite: bool,
-        headers: list[str],
+        deadline: float | None,
+        header: list[str] | None,
         max_size: str | None,
+        per_host: int,
+        rate: str | None,
         insecure: bool,
         ca_bundle: Path | None,
+        overwrite: bool,
+        update: bool,
+        stdout: bool,
+        manifest: Path | None,
         progress: bool,
-    ) -> Request:
+    ) -> Settings:
         """Check everything that can be checked before any work starts."""
-        check_lists(lists)
         if stdout and output_dir is not None:
             raise UsageError("--stdout keeps no files: drop --output-dir (or drop --stdout)")
         if insecure and ca_bundle is not None:
@@ -65,50 +85,232 @@ class Request:
             workers=workers,
             chunksize=None if chunksize == "auto" else int(chunksize),
             layout=layout,
-            retry=RetryPolicy(retries=retries),
+            retry=RetryPolicy(
+                retries=retries,
+                backoff_s=retry_wait,
+                max_wait_s=retry_max_wait,
+                statuses=_statuses(retry_on),
+            ),
             timeout_s=timeout,
+            deadline_s=deadline,
             overwrite=overwrite,
-            headers=tuple(parse_header(h) for h in headers),
+            update=update,
+            headers=tuple(parse_header(h) for h in header or []),
             max_size=None if max_size is None else parse_size(max_size),
+            per_host=per_host,
+            rate=None if rate is None else parse_rate(rate),
             verify=False if insecure else (str(ca_bundle) if ca_bundle else True),
             stream_to=sys.stdout.buffer if stdout else None,
         )
         if manifest is None and not stdout:
             manifest = root / STATE_DIR / DEFAULT_MANIFEST
-        return cls(tuple(lists), options, manifest, progress)
+        return cls(options, manifest, progress)
 
 
-def run(request: Request) -> int:
-    """Run the job; KeyboardInterrupt (and its SIGTERM subclass) propagate after the
-    manifest and summary are finished, so the caller maps them to 130/143."""
-    if request.options.verify is False:
+def _statuses(text: str) -> frozenset[int]:
+    try:
+        codes = frozenset(int(code) for code in text.split(",") if code.strip())
+    except ValueError:
+        raise UsageError(f"--retry-on takes HTTP status codes like 429,503, not {text!r}") from None
+    if any(not 100 <= code <= 599 for code in codes):
+        raise UsageError(f"--retry-on: status codes run from 100 to 599: {text!r}")
+    return codes
+
+
+@dataclass(frozen=True)
+class FetchCommand:
+    """`fetcher fetch LIST...`."""
+
+    settings: Settings
+    lists: tuple[str, ...]
+    checksum: tuple[str, str] | None
+    input_format: ListFormat
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        lists: list[str],
+        checksum: str | None,
+        input_format: ListFormat,
+    ) -> FetchCommand:
+        check_lists(lists)
+        parsed = None if checksum is None else parse_checksum(checksum)
+        return cls(settings, tuple(lists), parsed, input_format)
+
+    def run(self) -> int:
+        settings = self.settings
+        sources = read_lists(self.lists, sys.stdin.buffer, self.input_format)
+        if self.checksum is not None:
+            sources = _single_with_checksum(sources, self.checksum)
+        stats = Stats()
+        with Job(settings.options, stats, manifest=settings.manifest) as job:
+            return _report(
+                settings, stats, job.run(sources), manifest=settings.manifest, lists=self.lists
+            )
+
+
+def _single_with_checksum(sources: Iterator[Source], checksum: tuple[str, str]) -> Iterator[Source]:
+    head = list(itertools.islice(sources, 2))
+    if len(head) != 1:
+        raise UsageError(f"--checksum needs a list of exactly one item, not {len(head)}+")
+    yield replace(head[0], checksums=(checksum,))
+
+
+@dataclass(frozen=True)
+class RetryCommand:
+    """`fetcher retry MANIFEST`: the failed rows again, merged back in input order."""
+
+    settings: Settings
+
+    @staticmethod
+    def default_output_dir(manifest: Path) -> Path:
+        parent = manifest.absolute().parent
+        return parent.parent if parent.name == STATE_DIR else Path()
+
+    @classmethod
+    def build(cls, settings: Settings) -> RetryCommand:
+        manifest = settings.manifest
+        if manifest is None or not manifest.is_file():
+            raise UsageError(f"manifest not found: {manifest}")
+        return cls(settings)
+
+    def run(self) -> int:
+        settings = self.settings
+        manifest = settings.manifest
+        assert manifest is not None
+        merged = manifest.with_name(manifest.name + ".retry-tmp")
+        stats = Stats()
+        try:
+            with Job(settings.options, stats, manifest=manifest, retrying=True) as job:
+                failed = (
+                    job.failed_source(row["index"]) or _reparse(row)
+                    for row in read_manifest(manifest)
+                    if row["status"] == Status.FAILED.value
+                )
+                merge = Merge(read_manifest(manifest), job.run(failed))
+                return _report(
+                    settings, stats, merge.rows(), manifest=merged, lists=None, rest=merge.rest
+                )
+        finally:
+            if merged.exists():
+                os.replace(merged, manifest)
+
+
+class Merge:
+    """Walks the earlier manifest and the retry's results together, both in input order:
+    failed rows are replaced by their new result, the others are kept as they were."""
+
+    def __init__(self, earlier: Iterator[dict[str, Any]], retried: Iterator[Result]) -> None:
+        self._earlier = earlier
+        self._retried = retried
+
+    def rows(self) -> Iterator[Result]:
+        for row in self._earlier:
+            if row["status"] == Status.FAILED.value:
+                result = next(self._retried, None)
+                if result is None or result.index != row["index"]:
+                    raise UsageError(f"manifest changed while retrying (row {row['index']})")
+                yield replace(result, extra={**_row_result(row).extra, **result.extra})
+            else:
+                yield _row_result(row)
+
+    def rest(self) -> Iterator[Result]:
+        """After an interruption: every row not yet written, as it was."""
+        return (_row_result(row) for row in self._earlier)
+
+
+def _reparse(row: dict[str, Any]) -> Source:
+    """A failed row the state store does not know (another output dir): from its text."""
+    return parse_source(str(row["source"]), int(row["index"]), Path.cwd())
+
+
+def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL or CSV manifest, one at a time."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        if path.suffix.lower() != ".csv":
+            for line in handle:
+                if line.strip():
+                    yield json.loads(line)
+            return
+        for row in csv.DictReader(handle):
+            yield _csv_row(row)
+
+
+def _csv_row(row: dict[str, str]) -> dict[str, Any]:
+    """A CSV manifest row back into the manifest's JSON shape."""
+    error = None
+    if row.get("error_type"):
+        error = {"type": row["error_type"], "message": row.get("error_message", "")}
+    out: dict[str, Any] = {
+        "index": int(row["index"]),
+        "source": row["source"],
+        "path": row["path"] or None,
+        "status": row["status"],
+        "bytes": int(row["bytes"] or 0),
+        "sha256": row["sha256"] or None,
+        "http_status": int(row["http_status"]) if row["http_status"] else None,
+        "attempts": int(row["attempts"] or 0),
+        "elapsed_s": float(row["elapsed_s"] or 0),
+        "error": error,
+    }
+    if row.get("extra"):
+        out.update(json.loads(row["extra"]))
+    return out
+
+
+def _row_result(row: dict[str, Any]) -> Result:
+    """An earlier manifest row, unchanged, as a Result (for the merged manifest)."""
+    error = row.get("error")
+    known = {"index", "source", "path", "status", "bytes", "sha256", "http_status",
+             "attempts", "elapsed_s", "error"}  # fmt: skip
+    return Result(
+        index=row["index"], source=row["source"], path=row["path"], status=Status(row["status"]),
+        bytes=row["bytes"], sha256=row["sha256"], http_status=row["http_status"],
+        attempts=row["attempts"], elapsed_s=row["elapsed_s"],
+        error=None if error is None else ErrorInfo(error["type"], error["message"]),
+        extra={k: v for k, v in row.items() if k not in known},
+    )  # fmt: skip
+
+
+def _report(
+    settings: Settings,
+    stats: Stats,
+    results: Iterator[Result],
+    *,
+    manifest: Path | None,
+    lists: tuple[str, ...] | None,
+    rest: Callable[[], Iterator[Result]] | None = None,
+) -> int:
+    """Write the manifest in order, show progress and the summary, and give the exit status.
+    KeyboardInterrupt (and its SIGTERM subclass) propagates once the manifest is consistent:
+    an in-order prefix, or, with `rest`, every row."""
+    if settings.options.verify is False:
         print("fetcher: warning: TLS certificates are not verified (--insecure)", file=sys.stderr)
-    stats = Stats()
     tally = Tally()
-    bar = ProgressBar(stats, sys.stderr) if request.progress else None
-    if bar is not None:
+    bar = ProgressBar(stats, sys.stderr) if settings.progress else None
+    if bar is not None and lists is not None:
         threading.Thread(
-            target=lambda: bar.set_total(count_items(request.lists)),
-            name="fetcher-count",
-            daemon=True,
+            target=lambda: bar.set_total(count_items(lists)), name="fetcher-count", daemon=True
         ).start()
-    writer = ManifestWriter(request.manifest) if request.manifest else None
+    writer = ManifestWriter(manifest) if manifest else None
     interrupted = False
     try:
-        with Job(request.options, stats) as job:
-            for result in job.run(read_lists(request.lists, sys.stdin.buffer)):
-                if writer is not None:
-                    writer.write(result)
-                tally.add(result)
-            interrupted = job.stop.is_set()
+        for result in results:
+            if writer is not None:
+                writer.write(result)
+            tally.add(result)
     except KeyboardInterrupt:
         interrupted = True
+        if rest is not None and writer is not None:
+            for result in rest():
+                writer.write(result)
         raise
     finally:
         if bar is not None:
             bar.close()
         if writer is not None:
             writer.close()
-        manifest = str(request.manifest) if request.manifest else None
-        print(tally.summary(manifest, interrupted), file=sys.stderr)
+        shown = str(settings.manifest) if settings.manifest else None
+        print(tally.summary(shown, interrupted), file=sys.stderr)
     return 1 if tally.statuses[Status.FAILED] else 0

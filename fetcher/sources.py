@@ -7,6 +7,7 @@ place in the input order and is reported like any other failed item.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -151,3 +152,32 @@ def sources_from_lines(
         else:
             yield parse_source(text, index, base_dir)
         index += 1
+
+
+def source_to_json(source: Source) -> str:
+    """A source as the state store keeps it for `fetcher retry`."""
+    error = None if source.error is None else [source.error.type, source.error.message]
+    return json.dumps(
+        {
+            "index": source.index,
+            "text": source.text,
+            "kind": source.kind.value,
+            "target": source.target,
+            "base_dir": str(source.base_dir),
+            "error": error,
+            "name": source.name,
+            "checksums": source.checksums,
+            "extra": source.extra,
+        }
+    )
+
+
+def source_from_json(text: str) -> Source:
+    data = json.loads(text)
+    error = None if data["error"] is None else ErrorInfo(*data["error"])
+    return Source(
+        data["index"], data["text"], SourceKind(data["kind"]), data["target"],
+        Path(data["base_dir"]), error, name=data["name"],
+        checksums=tuple((a, d) for a, d in data["checksums"]),
+        extra=tuple((k, v) for k, v in data["extra"]),
+    )  # fmt: skip

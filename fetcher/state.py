@@ -39,6 +39,12 @@ CREATE TABLE IF NOT EXISTS outputs (
     last_modified TEXT
 );
 CREATE INDEX IF NOT EXISTS outputs_source ON outputs (source);
+CREATE TABLE IF NOT EXISTS failures (
+    manifest TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    PRIMARY KEY (manifest, idx)
+);
 CREATE TABLE IF NOT EXISTS partials (
     temp TEXT PRIMARY KEY,
     source TEXT NOT NULL,
@@ -177,6 +183,28 @@ class StateStore:
     def partial_temps(self) -> set[str]:
         """Names of all temp files registered for resuming (a few: only large bodies)."""
         return {str(r[0]) for r in self._writer.execute("SELECT temp FROM partials")}
+
+    def clear_failures(self, manifest: str) -> None:
+        """A new run writes `manifest` afresh: forget the failures of the previous one."""
+        self._writer.execute("DELETE FROM failures WHERE manifest = ?", (manifest,))
+
+    def remember_failure(self, manifest: str, index: int, source: str) -> None:
+        """Keep a failed item's full source (JSON) so `fetcher retry` can run it again."""
+        self._writer.execute(
+            "INSERT OR REPLACE INTO failures (manifest, idx, source) VALUES (?, ?, ?)",
+            (manifest, index, source),
+        )
+
+    def forget_failure(self, manifest: str, index: int) -> None:
+        self._writer.execute(
+            "DELETE FROM failures WHERE manifest = ? AND idx = ?", (manifest, index)
+        )
+
+    def failure(self, manifest: str, index: int) -> str | None:
+        row = self._writer.execute(
+            "SELECT source FROM failures WHERE manifest = ? AND idx = ?", (manifest, index)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         with self._guard:
