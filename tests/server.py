@@ -309,15 +309,22 @@ class _Handler(BaseHTTPRequestHandler):
             get("Range"), get("If-Range"), get("If-None-Match"), get("If-Modified-Since")
         )
 
-    def _deliver(self, name: str, cond: Conditions, reply: Reply, cut: int | None = None) -> None:
+    def _deliver(
+        self, name: str, cond: Conditions, reply: Reply, cut: int | None = None, bps: int = 0
+    ) -> None:
         """Log, then send `reply`; a body reaching absolute offset `cut` stops there and the
-        connection drops. Logging first means a client holding the response sees its entry."""
+        connection drops. Logging first means a client holding the response sees its entry.
+        `bps` throttles the body (bytes per second) so a test can catch a transfer mid-way."""
         body = reply.body if self.command == "GET" else b""
         if cut is not None:
             body = body[: max(0, cut - reply.start)]
         self.server.book.record(name, cond, reply.status, len(body))
         if self._start(reply.status, reply.length, reply.headers):
-            self.wfile.write(body)
+            piece = max(bps // 10, 1) if bps else len(body) or 1
+            for start in range(0, len(body), piece):
+                self.wfile.write(body[start : start + piece])
+                if bps:
+                    self._sleep(piece / bps)
             if cut is not None:
                 self._hang_up()
 
@@ -348,7 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
             and reply.status in (200, 206)
             and self.server.book.claim_cut(name, cut_times)
         )
-        self._deliver(name, cond, reply, cut_at if breaks else None)
+        self._deliver(name, cond, reply, cut_at if breaks else None, _int(q, "bps", 0))
 
     def _mutable(self, name: str, _: Query) -> None:
         cond, rep = self._conditions(), self.server.book.mutable(name)
