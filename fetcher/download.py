@@ -143,11 +143,7 @@ class Downloader:
         if total is not None and temp.size != total:
             raise ItemError("truncated", f"received {temp.size} of {total} bytes", retryable=True)
         _set_mtime(temp, validators.last_modified)
-        return Fetched(
-            200 if status == 206 else status,
-            validators,
-            response.headers.get("Content-Disposition"),
-        )
+        return Fetched(200 if status == 206 else status, validators, _disposition(response))
 
     def _unsatisfiable(
         self, response: requests.Response, transfer: Transfer, validators: Validators
@@ -158,7 +154,7 @@ class Downloader:
         match = _UNSATISFIED.match(response.headers.get("Content-Range", ""))
         if temp is not None and match and int(match.group(1)) == temp.size and temp.size:
             _set_mtime(temp, validators.last_modified)
-            return Fetched(200, validators, response.headers.get("Content-Disposition"))
+            return Fetched(200, validators, _disposition(response))
         if temp is not None:
             temp.restart()
         transfer.validator = None
@@ -171,6 +167,15 @@ class Downloader:
             return
         self._store.keep_partial(temp.path.name, transfer.key, validator)
         temp.resumable = True
+
+
+def _disposition(response: requests.Response) -> str | None:
+    """The server's name for the body, only from the host the list named: a redirect to
+    another host must not choose names in the output dir."""
+    first = response.history[0].url if response.history else response.url
+    if urlsplit(first).netloc.lower() != urlsplit(response.url).netloc.lower():
+        return None
+    return response.headers.get("Content-Disposition")
 
 
 def _request_headers(transfer: Transfer, conditional: Validators | None) -> dict[str, str]:

@@ -60,6 +60,9 @@ class Transport:
             session.mount("https://", adapter)
             session.max_redirects = self._options.max_redirects
             session.verify = self._options.verify
+            if self._options.verify is False:
+                # The run warns once (see `fetcher.run`); not once per request.
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             # Bytes as served: a .gz file must not be silently unpacked on the way.
             session.headers["Accept-Encoding"] = "identity"
             session.headers["User-Agent"] = f"fetcher/{__version__}"
