@@ -36,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
+    pretty_exceptions_enable=False,
     help="Concurrent bulk fetcher for URL and file-path lists.",
 )
 

@@ -1,13 +1,18 @@
-"""The ordered committer: turns worker outcomes into results, one at a time, in input order.
+"""The ordered committer: turns worker outcomes into results, in input order, a batch at a
+time.
 
 Final names are decided only here, so collisions resolve by input order (never by which
 download finished first) and the same list always gives the same names, whatever `-j` is.
+A batch's names, claims and store records are committed in one transaction *before* any of
+its files is renamed into place: a crash in between leaves records whose inode does not
+match, so those items are fetched again under the same names.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -39,6 +44,15 @@ class FailureLog:
             self.store.forget_failure(self.manifest, source.index)
 
 
+@dataclass
+class _Step:
+    """One outcome on its way to a result: `rel` is where its temp file goes."""
+
+    outcome: Outcome
+    result: Result
+    rel: str | None = None
+
+
 class Committer:
     """Places complete downloads under their final names, or streams them out in order."""
 
@@ -54,13 +68,21 @@ class Committer:
         self._stream = stream
         self._failures = failures
 
-    def commit(self, outcome: Outcome) -> Result:
-        result = self._result(outcome)
-        if self._failures is not None:
-            self._failures.note(outcome.source, result)
-        return result
+    def commit(self, outcomes: Sequence[Outcome]) -> list[Result]:
+        """Results for a batch of outcomes, in the same order."""
+        if self._store is None:
+            steps = [self._decide(o) for o in outcomes]
+        else:
+            with self._store.transaction():
+                steps = [self._decide(o) for o in outcomes]
+                self._note_failures(steps)
+        moved = [self._deliver(step) for step in steps]
+        if any(moved) and self._store is not None:
+            with self._store.transaction():  # a rename failed: rare, noted on its own
+                self._note_failures([step for step, bad in zip(steps, moved, strict=True) if bad])
+        return [step.result for step in steps]
 
-    def _result(self, outcome: Outcome) -> Result:
+    def _decide(self, outcome: Outcome) -> _Step:
         source = outcome.source
         base = Result(
             index=source.index,
@@ -78,45 +100,69 @@ class Committer:
             if self._store is not None:
                 self._store.claim(done.path)
             unchanged = outcome.kind is Kind.UNCHANGED
-            return replace(
+            return _Step(outcome, replace(
                 base,
                 path=done.path,
                 status=Status.UNCHANGED if unchanged else Status.SKIPPED,
                 bytes=done.bytes,
                 sha256=done.sha256,
                 http_status=outcome.http_status if unchanged else done.http_status,
-            )
+            ))  # fmt: skip
         temp = outcome.temp
         if outcome.kind is not Kind.FETCHED or temp is None:
-            return replace(base, error=outcome.error or ErrorInfo("internal", "no outcome"))
+            error = outcome.error or ErrorInfo("internal", "no outcome")
+            return _Step(outcome, replace(base, error=error))
+        ok = replace(base, status=Status.OK, bytes=temp.size, sha256=temp.sha256)
+        if self._store is None:
+            return _Step(outcome, ok)
         try:
-            path = self._deliver(outcome, temp)
+            rel = self._choose(outcome)
         except ItemError as exc:
             temp.discard()
-            return replace(base, error=ErrorInfo(exc.kind, str(exc)))
-        return replace(base, path=path, status=Status.OK, bytes=temp.size, sha256=temp.sha256)
-
-    def _deliver(self, outcome: Outcome, temp: TempOutput) -> str | None:
-        if self._stream is not None:
-            with temp.path.open("rb") as body:
-                shutil.copyfileobj(body, self._stream, 1024 * 1024)
-            self._stream.flush()
-            temp.discard()
-            return None
-        assert self._store is not None
-        rel = self._choose(outcome)
+            return _Step(outcome, replace(base, error=ErrorInfo(exc.kind, str(exc))))
         self._store.record(
             path=rel,
-            source=outcome.source.target,
+            source=source.target,
             info=os.stat(temp.path),
             sha256=temp.sha256,
             http_status=outcome.http_status,
             validators=outcome.validators,
         )
-        place(temp, self._root / rel)
         if temp.resumable:
             self._store.drop_partial(temp.path.name)
-        return rel
+        return _Step(outcome, replace(ok, path=rel), rel)
+
+    def _deliver(self, step: _Step) -> bool:
+        """Rename into place (or stream out); True when that failed and `step` became a
+        failure."""
+        temp = step.outcome.temp
+        if step.result.status is not Status.OK or temp is None:
+            return False
+        try:
+            if self._stream is not None:
+                self._stream_out(temp)
+            else:
+                assert step.rel is not None
+                place(temp, self._root / step.rel)
+        except ItemError as exc:
+            temp.discard()
+            step.result = replace(
+                step.result, status=Status.FAILED, path=None, error=ErrorInfo(exc.kind, str(exc))
+            )
+            return True
+        return False
+
+    def _stream_out(self, temp: TempOutput) -> None:
+        assert self._stream is not None
+        with temp.path.open("rb") as body:
+            shutil.copyfileobj(body, self._stream, 1024 * 1024)
+        self._stream.flush()
+        temp.discard()
+
+    def _note_failures(self, steps: Sequence[_Step]) -> None:
+        if self._failures is not None:
+            for step in steps:
+                self._failures.note(step.outcome.source, step.result)
 
     def _choose(self, outcome: Outcome) -> str:
         """The first free name by input order: not claimed by an earlier item of this run,
@@ -135,12 +181,16 @@ class Committer:
         raise ItemError("path_conflict", f"no free name for {outcome.name!r}")
 
     def _make_dirs(self, parts: tuple[str, ...]) -> tuple[str, ...]:
-        """Create the folders of a `mirror` path; a component taken by a file or a symlink
-        gets the next counter name, as a file would (`a` → `a.1`)."""
+        """Create the folders of a `mirror` path; a component taken by a file (on disk, or
+        claimed by an earlier item whose rename is still to come) or by a symlink gets the
+        next counter name, as a file would (`a` → `a.1`)."""
+        assert self._store is not None
         made: list[str] = []
         for part in parts:
             for n in range(MAX_COLLISIONS):
                 candidate = with_counter(part, n)
+                if self._store.is_claimed("/".join((*made, candidate))):
+                    continue
                 if make_dir(self._root.joinpath(*made, candidate)):
                     made.append(candidate)
                     break

@@ -11,7 +11,7 @@ import itertools
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -20,13 +20,13 @@ from fetcher.download import Downloader
 from fetcher.errors import UsageError
 from fetcher.options import FetchOptions
 from fetcher.politeness import HostGate
-from fetcher.pool import LOOKAHEAD_PER_WORKER, auto_chunksize, ordered_map
+from fetcher.pool import LOOKAHEAD_PER_WORKER, auto_chunksize, ordered_batches
 from fetcher.progress import Stats
 from fetcher.results import Result
 from fetcher.sources import Source, source_from_json
 from fetcher.state import StateStore
 from fetcher.transport import Transport
-from fetcher.worker import Kind, Outcome, Worker
+from fetcher.worker import Kind, Worker
 from fetcher.writing import STATE_DIR, LiveTemps, remove_stale_temps
 
 
@@ -89,8 +89,12 @@ class Job:
         text = self._store.failure(str(self._manifest.absolute()), index)
         return None if text is None else source_from_json(text)
 
-    def run(self, sources: Iterable[Source]) -> Iterator[Result]:
-        """Results in input order; stops early (a consistent prefix) once `stop` is set."""
+    def run(
+        self, sources: Iterable[Source], after_batch: Callable[[], None] | None = None
+    ) -> Iterator[Result]:
+        """Results in input order; stops early (a consistent prefix) once `stop` is set.
+        `after_batch` runs once the results ready so far have been consumed, before waiting
+        for more: the moment to flush what was written about them."""
         feed = iter(sources)
         if self.options.chunksize is None:
             # Bounded look-ahead: enough to tell a short list from a long one.
@@ -115,7 +119,7 @@ class Job:
             if not self._retrying:
                 self._store.clear_failures(failures.manifest)
         committer = Committer(self.root, self._store, self.options.stream_to, failures)
-        outcomes: Iterator[Outcome] = ordered_map(
+        batches = ordered_batches(
             worker,
             feed,
             workers=self.options.workers,
@@ -123,9 +127,12 @@ class Job:
             stop=self.stop,
         )
         try:
-            for outcome in outcomes:
-                if outcome.kind is Kind.INTERRUPTED:
+            for batch in batches:
+                cut = next((i for i, o in enumerate(batch) if o.kind is Kind.INTERRUPTED), None)
+                yield from committer.commit(batch[:cut])
+                if cut is not None:
                     break
-                yield committer.commit(outcome)
+                if after_batch is not None:
+                    after_batch()
         finally:
-            outcomes.close()  # type: ignore[attr-defined]
+            batches.close()

@@ -17,7 +17,7 @@ CSV_FIELDS = (
 
 
 class ManifestWriter:
-    """Appends rows to a fresh manifest file (an existing one is replaced)."""
+    """Appends rows to a fresh manifest file (an existing one is replaced); see `flush`."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +41,10 @@ class ManifestWriter:
         else:
             # ensure_ascii keeps any undecodable input representable as valid JSON text.
             self._file.write(json.dumps(row) + "\n")
+
+    def flush(self) -> None:
+        """Called once the rows ready so far are written, before waiting for more: rows
+        reach the file as their turn comes, without a system call per row."""
         self._file.flush()
 
     def close(self) -> None:

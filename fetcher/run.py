@@ -146,8 +146,9 @@ class FetchCommand:
         stats = Stats()
         with Job(settings.options, stats, manifest=settings.manifest) as job:
             return _report(
-                settings, stats, job.run(sources), manifest=settings.manifest, lists=self.lists
-            )
+                settings, stats, lambda flush: job.run(sources, flush),
+                manifest=settings.manifest, lists=self.lists,
+            )  # fmt: skip
 
 
 def _single_with_checksum(sources: Iterator[Source], checksum: tuple[str, str]) -> Iterator[Source]:
@@ -188,10 +189,11 @@ class RetryCommand:
                     for row in read_manifest(manifest)
                     if row["status"] == Status.FAILED.value
                 )
-                merge = Merge(read_manifest(manifest), job.run(failed))
+                merge = Merge(read_manifest(manifest))
                 return _report(
-                    settings, stats, merge.rows(), manifest=merged, lists=None, rest=merge.rest
-                )
+                    settings, stats, lambda flush: merge.rows(job.run(failed, flush)),
+                    manifest=merged, lists=None, rest=merge.rest,
+                )  # fmt: skip
         finally:
             if merged.exists():
                 os.replace(merged, manifest)
@@ -201,14 +203,13 @@ class Merge:
     """Walks the earlier manifest and the retry's results together, both in input order:
     failed rows are replaced by their new result, the others are kept as they were."""
 
-    def __init__(self, earlier: Iterator[dict[str, Any]], retried: Iterator[Result]) -> None:
+    def __init__(self, earlier: Iterator[dict[str, Any]]) -> None:
         self._earlier = earlier
-        self._retried = retried
 
-    def rows(self) -> Iterator[Result]:
+    def rows(self, retried: Iterator[Result]) -> Iterator[Result]:
         for row in self._earlier:
             if row["status"] == Status.FAILED.value:
-                result = next(self._retried, None)
+                result = next(retried, None)
                 if result is None or result.index != row["index"]:
                     raise UsageError(f"manifest changed while retrying (row {row['index']})")
                 yield replace(result, extra={**_row_result(row).extra, **result.extra})
@@ -276,13 +277,14 @@ def _row_result(row: dict[str, Any]) -> Result:
 def _report(
     settings: Settings,
     stats: Stats,
-    results: Iterator[Result],
+    results_for: Callable[[Callable[[], None]], Iterator[Result]],
     *,
     manifest: Path | None,
     lists: tuple[str, ...] | None,
     rest: Callable[[], Iterator[Result]] | None = None,
 ) -> int:
-    """Write the manifest in order, show progress and the summary, and give the exit status.
+    """Write the manifest in order (flushed whenever the job waits for more results), show
+    progress and the summary, and give the exit status.
     KeyboardInterrupt (and its SIGTERM subclass) propagates once the manifest is consistent:
     an in-order prefix, or, with `rest`, every row."""
     if settings.options.verify is False:
@@ -296,7 +298,7 @@ def _report(
     writer = ManifestWriter(manifest) if manifest else None
     interrupted = False
     try:
-        for result in results:
+        for result in results_for(writer.flush if writer else lambda: None):
             if writer is not None:
                 writer.write(result)
             tally.add(result)

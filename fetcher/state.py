@@ -18,6 +18,7 @@ import os
 import sqlite3
 import stat
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +141,13 @@ class StateStore:
         )
         return cursor.rowcount == 1
 
+    def is_claimed(self, path: str) -> bool:
+        """Whether an earlier item of this run took `path` as a file name."""
+        row = self._writer.execute(
+            "SELECT 1 FROM claims WHERE key = ?", (path.casefold(),)
+        ).fetchone()
+        return row is not None
+
     def record(
         self,
         *,
@@ -205,6 +213,17 @@ class StateStore:
             "SELECT source FROM failures WHERE manifest = ? AND idx = ?", (manifest, index)
         ).fetchone()
         return None if row is None else str(row[0])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One commit for a batch of the committer's writes (claims, records, failures)."""
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        self._writer.execute("COMMIT")
 
     def close(self) -> None:
         with self._guard:

@@ -142,6 +142,7 @@ class TempOutput:
         """Throw away the bytes so far: the server sent the whole body again."""
         assert self._file is not None
         self._file.truncate(0)
+        self._file.seek(0)  # or the next write lands after a hole at the old offset
         self.size = 0
         self._hashes = self._new_hashes()
 
