@@ -14,6 +14,8 @@ CSV_FIELDS = (
     "index", "source", "path", "status", "bytes", "sha256", "http_status", "attempts",
     "elapsed_s", "error_type", "error_message", "extra",
 )  # fmt: skip
+_ROW_FIELDS = frozenset(CSV_FIELDS[:9])
+"""Fields of `Result.to_dict()` that are columns of their own; the rest go into `extra`."""
 
 
 class ManifestWriter:
@@ -33,9 +35,9 @@ class ManifestWriter:
         row = result.to_dict()
         if self._csv:
             error = row.pop("error")
+            carried = {k: row.pop(k) for k in list(row) if k not in _ROW_FIELDS}
             row["error_type"] = error["type"] if error else ""
             row["error_message"] = error["message"] if error else ""
-            carried = {k: v for k, v in row.items() if k not in CSV_FIELDS}
             row["extra"] = json.dumps(carried) if carried else ""
             self._writer.writerow(["" if row[k] is None else row[k] for k in CSV_FIELDS])
         else:

@@ -180,7 +180,8 @@ class RetryCommand:
         settings = self.settings
         manifest = settings.manifest
         assert manifest is not None
-        merged = manifest.with_name(manifest.name + ".retry-tmp")
+        # Same suffix as the manifest: the suffix decides the format (JSON Lines or CSV).
+        merged = manifest.with_name(f"{manifest.stem}.retry-tmp{manifest.suffix}")
         stats = Stats()
         try:
             with Job(settings.options, stats, manifest=manifest, retrying=True) as job:
