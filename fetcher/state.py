@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS outputs (
     mtime_ns INTEGER NOT NULL,
     http_status INTEGER,
     etag TEXT,
-    last_modified TEXT
+    last_modified TEXT,
+    run INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outputs_source ON outputs (source);
 CREATE TABLE IF NOT EXISTS failures (
@@ -93,6 +94,10 @@ class StateStore:
         writer.executescript(_SCHEMA)
         writer.execute("CREATE TEMP TABLE claims (key TEXT PRIMARY KEY) WITHOUT ROWID")
         self._writer = writer
+        latest = writer.execute("SELECT MAX(run) FROM outputs").fetchone()[0]
+        # This run's number: outputs it places are not `completed` for itself, so a source
+        # listed twice is fetched twice, whatever the timing.
+        self._run = (latest or 0) + 1
 
     def _connection(self) -> sqlite3.Connection:
         """Per-thread connections: workers look up completions while the committer writes."""
@@ -112,8 +117,8 @@ class StateStore:
         """The output recorded for `source`, if the file on disk is still exactly that one."""
         rows = self._connection().execute(
             "SELECT path, bytes, sha256, ino, mtime_ns, http_status, etag, last_modified"
-            " FROM outputs WHERE source = ? ORDER BY rowid",
-            (source,),
+            " FROM outputs WHERE source = ? AND run < ? ORDER BY rowid",
+            (source, self._run),
         )
         for path, size, sha256, ino, mtime_ns, http_status, etag, last_modified in rows:
             try:
@@ -161,11 +166,11 @@ class StateStore:
         """Remember the file about to be renamed to `path` (call before the rename)."""
         self._writer.execute(
             "INSERT OR REPLACE INTO outputs"
-            " (path, source, bytes, sha256, ino, mtime_ns, http_status, etag, last_modified)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " (path, source, bytes, sha256, ino, mtime_ns, http_status, etag, last_modified,"
+            " run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 path, source, info.st_size, sha256, info.st_ino, info.st_mtime_ns, http_status,
-                validators.etag, validators.last_modified,
+                validators.etag, validators.last_modified, self._run,
             ),
         )  # fmt: skip
 

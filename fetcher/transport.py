@@ -7,10 +7,13 @@ connection pool sized for a thread that runs one request at a time.
 from __future__ import annotations
 
 import email.utils
+import functools
+import os
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -24,6 +27,7 @@ CHUNK_BYTES = 1024 * 1024
 """Read size while streaming: large enough for full-speed copies, small enough to stay flat."""
 PASSED_STATUSES = frozenset({304, 416})
 HOSTS_PER_THREAD = 32
+ORIGINS_CACHED = 4096
 """Hosts whose keep-alive connections a thread keeps open at once."""
 
 
@@ -43,13 +47,29 @@ class _Session(requests.Session):
 
 
 class Transport:
-    """Opens streaming GETs on the calling thread's own Session."""
+    """Opens streaming GETs on the calling thread's own Session.
+
+    Sessions run with `trust_env=False`: requests would otherwise read the environment's
+    proxy settings and parse `~/.netrc` again for every request. The transport applies the
+    same environment itself, looked up once per host: proxies (`HTTPS_PROXY`, `NO_PROXY`,
+    …), `.netrc` credentials (unless an `Authorization` header was given) and the
+    `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE` variables.
+    """
 
     def __init__(self, options: FetchOptions) -> None:
         self._options = options
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
+        self._verify = _environment_verify(options.verify)
+        self._own_auth = any(name.lower() == "authorization" for name, _ in options.headers)
+        # Per run, per scheme://host: what requests would find in the environment.
+        self._proxies = functools.lru_cache(maxsize=ORIGINS_CACHED)(
+            requests.utils.get_environ_proxies
+        )
+        self._netrc_auth = functools.lru_cache(maxsize=ORIGINS_CACHED)(
+            requests.utils.get_netrc_auth
+        )
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -59,7 +79,8 @@ class Transport:
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.max_redirects = self._options.max_redirects
-            session.verify = self._options.verify
+            session.trust_env = False
+            session.verify = self._verify
             if self._options.verify is False:
                 # The run warns once (see `fetcher.run`); not once per request.
                 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -78,8 +99,15 @@ class Transport:
         """A response whose body is still unread: 2xx, or 304/416 (the caller asked for
         them with conditional or range headers); other statuses raise."""
         timeout = min(self._options.timeout_s, timeout_s or self._options.timeout_s)
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
         response = self._session().get(
-            url, headers=headers, stream=True, timeout=(timeout, timeout)
+            url,
+            headers=headers,
+            stream=True,
+            timeout=(timeout, timeout),
+            proxies=self._proxies(origin),
+            auth=None if self._own_auth else self._netrc_auth(origin),
         )
         if 200 <= response.status_code < 300 or response.status_code in PASSED_STATUSES:
             return response
@@ -99,6 +127,12 @@ class Transport:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
+
+
+def _environment_verify(verify: bool | str) -> bool | str:
+    if verify is True:
+        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return verify
 
 
 def body_blocks(response: requests.Response) -> Iterator[bytes]:
