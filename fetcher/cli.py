@@ -186,6 +186,29 @@ def retry(
     _execute(build)
 
 
+@app.command()
+def tune(
+    lists: Annotated[list[str], typer.Argument(metavar="LIST...", help="Lists to sample.")],
+    sample: Annotated[
+        int, typer.Option("--sample", help="Items of the list to fetch in each trial.")
+    ] = 200,
+    timeout: Timeout = 30.0,
+    per_host: PerHost = DEFAULT_PER_HOST,
+    header: Headers = None,
+    insecure: Insecure = False,
+    ca_bundle: CaBundle = None,
+) -> None:
+    """Fetch a sample of the lists under several -j/--chunksize settings (into a temporary
+    folder, deleted after each trial) and recommend the fastest."""
+    given = dict(locals())
+    from fetcher.run import TuneCommand
+
+    def build() -> Command:
+        return TuneCommand.build(lists, sample, given)
+
+    _execute(build)
+
+
 _COMMON = (
     "output_dir", "workers", "chunksize", "layout", "retries", "retry_wait", "retry_max_wait",
     "retry_on", "timeout", "deadline", "header", "max_size", "per_host", "rate", "insecure",

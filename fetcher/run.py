@@ -222,6 +222,54 @@ class Merge:
         return (_row_result(row) for row in self._earlier)
 
 
+@dataclass(frozen=True)
+class TuneCommand:
+    """`fetcher tune LIST...`."""
+
+    lists: tuple[str, ...]
+    sample: int
+    options: FetchOptions
+
+    @classmethod
+    def build(cls, lists: list[str], sample: int, given: dict[str, Any]) -> TuneCommand:
+        check_lists(lists)
+        if sample < 1:
+            raise UsageError("--sample must be at least 1")
+        if given["insecure"] and given["ca_bundle"] is not None:
+            raise UsageError("--insecure and --ca-bundle contradict each other")
+        options = FetchOptions(
+            timeout_s=given["timeout"],
+            per_host=given["per_host"],
+            headers=tuple(parse_header(h) for h in given["header"] or []),
+            verify=False if given["insecure"] else str(given["ca_bundle"] or "") or True,
+            retry=RetryPolicy(retries=0),
+        )
+        return cls(tuple(lists), sample, options)
+
+    def run(self) -> int:
+        from fetcher.tune import recommend, run_trials, table
+
+        sources = read_lists(self.lists, sys.stdin.buffer)
+        sample = list(itertools.islice(sources, self.sample))
+        if not sample:
+            raise UsageError("the lists hold no items to sample")
+        print(f"Sampling {len(sample)} items per trial...", file=sys.stderr)
+        trials = []
+        for trial in run_trials(sample, self.options):
+            print(
+                f"  -j {trial.workers:>2} --chunksize {trial.chunksize or 'auto'}:"
+                f" {trial.items_per_s:.0f} items/s",
+                file=sys.stderr,
+            )
+            trials.append(trial)
+        if all(t.failed == t.items for t in trials):
+            print("fetcher: every item of the sample failed in every trial; nothing to"
+                  " recommend (check the list with `fetcher fetch`)", file=sys.stderr)  # fmt: skip
+            return 1
+        print(table(trials, recommend(trials)))
+        return 0
+
+
 def _reparse(row: dict[str, Any]) -> Source:
     """A failed row the state store does not know (another output dir): from its text."""
     return parse_source(str(row["source"]), int(row["index"]), Path.cwd())
