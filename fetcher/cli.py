@@ -3,18 +3,16 @@ the contract: 0 all done, 1 some items failed, 2 usage error, 130 on Ctrl-C, 143
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any, NoReturn, Protocol
 
 import typer
 
 from fetcher.errors import UsageError
+from fetcher.interrupts import Interrupts, Terminated
 from fetcher.options import DEFAULT_PER_HOST, DEFAULT_WORKERS, Layout
 from fetcher.tables import ListFormat
 from fetcher.version import __version__
@@ -26,10 +24,6 @@ class ExitStatus(IntEnum):
     USAGE = 2
     INTERRUPTED = 130
     TERMINATED = 143
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so it unwinds exactly like Ctrl-C."""
 
 
 app = typer.Typer(
@@ -224,7 +218,7 @@ def _common(given: dict[str, Any]) -> dict[str, Any]:
 
 
 class Command(Protocol):
-    def run(self) -> int: ...
+    def run(self, interrupts: Interrupts) -> int: ...
 
 
 def _execute(build: Callable[[], Command]) -> NoReturn:
@@ -233,23 +227,16 @@ def _execute(build: Callable[[], Command]) -> NoReturn:
         command = build()
     except UsageError as exc:
         _usage_error(str(exc))
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        code = command.run()
+        with Interrupts().installed() as interrupts:
+            code = command.run(interrupts)
     except Terminated:
         code = ExitStatus.TERMINATED
     except KeyboardInterrupt:
         code = ExitStatus.INTERRUPTED
     except UsageError as exc:
         _usage_error(str(exc))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     raise typer.Exit(int(code))
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    if threading.current_thread() is threading.main_thread():
-        raise Terminated
 
 
 def _usage_error(message: str) -> NoReturn:

@@ -40,8 +40,10 @@ class Job:
         *,
         manifest: Path | None = None,
         retrying: bool = False,
+        check_interrupt: Callable[[], None] | None = None,
     ) -> None:
         self.options = options
+        self._check_interrupt = check_interrupt
         self._manifest = manifest
         self._retrying = retrying
         self.stats = stats or Stats()
@@ -125,9 +127,12 @@ class Job:
             workers=self.options.workers,
             chunksize=self.chunksize,
             stop=self.stop,
+            while_waiting=self._check_interrupt,
         )
         try:
             for batch in batches:
+                if self._check_interrupt is not None:
+                    self._check_interrupt()
                 cut = next((i for i, o in enumerate(batch) if o.kind is Kind.INTERRUPTED), None)
                 yield from committer.commit(batch[:cut])
                 if cut is not None:

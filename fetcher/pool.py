@@ -22,6 +22,7 @@ LOOKAHEAD_PER_WORKER = 64
 WINDOW_PER_WORKER = 8
 TERMINATE_GRACE_S = 2.0
 MAX_BATCH = 256
+WAIT_POLL_S = 0.1
 
 
 def auto_chunksize(workers: int, known_items: int) -> int:
@@ -51,11 +52,13 @@ def ordered_batches(
     chunksize: int,
     stop: threading.Event,
     max_batch: int = MAX_BATCH,
+    while_waiting: Callable[[], None] | None = None,
 ) -> Generator[list[R], None, None]:
     """Apply `fn` to every item on `workers` threads; yield results in input order, in
     batches of every result that is ready (at least one, at most `max_batch`), so that the
     consumer can do its per-result work in groups: fewer transactions, flushes and GIL
-    hand-overs on the one thread that keeps the order.
+    hand-overs on the one thread that keeps the order. `while_waiting` is called every
+    `WAIT_POLL_S` while no result is ready (it may raise, e.g. for a recorded Ctrl-C).
 
     Setting `stop` ends the feed: results of items already handed out still arrive, then the
     iteration ends. Leaving early (an exception, or the caller closing the generator) sets
@@ -86,7 +89,15 @@ def ordered_batches(
         # Chunks are formed here rather than by imap(chunksize=...), which would hide the
         # IMapIterator (and its non-blocking next) behind a flattening generator.
         results = pool.imap(run_chunk, chunks())
-        for first in results:
+        while True:
+            try:
+                first = results.next(timeout=WAIT_POLL_S)
+            except multiprocessing.TimeoutError:
+                if while_waiting is not None:
+                    while_waiting()
+                continue
+            except StopIteration:
+                break
             batch, failure = first, None
             while len(batch) < max_batch:
                 try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fetcher.errors import UsageError
+from fetcher.interrupts import Interrupts
 from fetcher.job import Job
 from fetcher.lists import check_lists, count_items, read_lists
 from fetcher.manifest import ManifestWriter
@@ -138,13 +139,15 @@ class FetchCommand:
         parsed = None if checksum is None else parse_checksum(checksum)
         return cls(settings, tuple(lists), parsed, input_format)
 
-    def run(self) -> int:
+    def run(self, interrupts: Interrupts) -> int:
         settings = self.settings
         sources = read_lists(self.lists, sys.stdin.buffer, self.input_format)
         if self.checksum is not None:
             sources = _single_with_checksum(sources, self.checksum)
         stats = Stats()
-        with Job(settings.options, stats, manifest=settings.manifest) as job:
+        with Job(
+            settings.options, stats, manifest=settings.manifest, check_interrupt=interrupts.check
+        ) as job:
             return _report(
                 settings, stats, lambda flush: job.run(sources, flush),
                 manifest=settings.manifest, lists=self.lists,
@@ -176,7 +179,7 @@ class RetryCommand:
             raise UsageError(f"manifest not found: {manifest}")
         return cls(settings)
 
-    def run(self) -> int:
+    def run(self, interrupts: Interrupts) -> int:
         settings = self.settings
         manifest = settings.manifest
         assert manifest is not None
@@ -184,7 +187,13 @@ class RetryCommand:
         merged = manifest.with_name(f"{manifest.stem}.retry-tmp{manifest.suffix}")
         stats = Stats()
         try:
-            with Job(settings.options, stats, manifest=manifest, retrying=True) as job:
+            with Job(
+                settings.options,
+                stats,
+                manifest=manifest,
+                retrying=True,
+                check_interrupt=interrupts.check,
+            ) as job:
                 failed = (
                     job.failed_source(row["index"]) or _reparse(row)
                     for row in read_manifest(manifest)
@@ -246,7 +255,7 @@ class TuneCommand:
         )
         return cls(tuple(lists), sample, options)
 
-    def run(self) -> int:
+    def run(self, interrupts: Interrupts) -> int:
         from fetcher.tune import recommend, run_trials, table
 
         sources = read_lists(self.lists, sys.stdin.buffer)
@@ -255,7 +264,7 @@ class TuneCommand:
             raise UsageError("the lists hold no items to sample")
         print(f"Sampling {len(sample)} items per trial...", file=sys.stderr)
         trials = []
-        for trial in run_trials(sample, self.options):
+        for trial in run_trials(sample, self.options, interrupts.check):
             print(
                 f"  -j {trial.workers:>2} --chunksize {trial.chunksize or 'auto'}:"
                 f" {trial.items_per_s:.0f} items/s",

@@ -10,7 +10,7 @@ import itertools
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,7 @@ class Trial:
 def run_trials(
     sample: Sequence[Source],
     base: FetchOptions,
+    check_interrupt: Callable[[], None] | None = None,
     workers_grid: Sequence[int] = WORKERS_GRID,
     chunksize_grid: Sequence[int | None] = CHUNKSIZE_GRID,
 ) -> Iterator[Trial]:
@@ -55,7 +56,7 @@ def run_trials(
         )
         try:
             started = time.perf_counter()
-            with Job(options) as job:
+            with Job(options, check_interrupt=check_interrupt) as job:
                 results = list(job.run(iter(sample)))
             seconds = time.perf_counter() - started
             used = job.chunksize
