@@ -11,9 +11,9 @@ from typing import BinaryIO
 
 from fetcher.errors import UsageError
 
-DEFAULT_PER_HOST = 8
-"""A browser opens about 6 connections per host; 8 keeps one server comfortable even at
-`-j 64`, while lists spread over many hosts still use every worker."""
+DEFAULT_PER_HOST = 16
+"""At `-j 64` one server still sees at most 16 connections (aria2c's own ceiling per server),
+while the default pool (16 threads) never parks threads waiting for a host."""
 DEFAULT_WORKERS = 16
 """I/O-bound work: threads wait on sockets, not CPU. 16 hides typical WAN latency for small
 files while staying polite to a single server; the GIL caps useful threads on 2 cores anyway."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from fetcher.errors import UsageError
 
 DB_NAME = "state.sqlite"
+SCHEMA_VERSION = 1
 LOCK_NAME = "lock"
 
 _SCHEMA = """
@@ -91,7 +92,21 @@ class StateStore:
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         writer = self._connection()
+        version = writer.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            self._lock_file.close()
+            raise UsageError(
+                f"{self._db} was written by another version of fetcher (schema {version},"
+                f" this one uses {SCHEMA_VERSION}); remove {state_dir} to start afresh"
+            )
+        if (
+            version == 0
+            and writer.execute("SELECT 1 FROM sqlite_master WHERE name = 'outputs'").fetchone()
+        ):
+            self._lock_file.close()
+            raise UsageError(f"{self._db} is not a fetcher state store this version can read")
         writer.executescript(_SCHEMA)
+        writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         writer.execute("CREATE TEMP TABLE claims (key TEXT PRIMARY KEY) WITHOUT ROWID")
         self._writer = writer
         latest = writer.execute("SELECT MAX(run) FROM outputs").fetchone()[0]
