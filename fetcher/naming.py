@@ -36,11 +36,12 @@ def sanitize_name(raw: str, fallback: str = FALLBACK_NAME) -> str:
     name = _UNSAFE.sub("_", name).strip(" ").rstrip(". ")
     if name.startswith("."):
         name = "_" + name[1:]
-    if not name:
-        name = fallback
-    if _DEVICE.match(name.split(".", 1)[0]):
-        name = "_" + name
-    return _limit_bytes(name, MAX_NAME_BYTES)
+    # Shortened before the device check: cutting can expose a device name ('AUX' + 300
+    # spaces + 'x' becomes 'AUX'). Cutting again after the prefix keeps the prefix.
+    name = _limit_bytes(name, MAX_NAME_BYTES).rstrip(". ") or fallback
+    if _DEVICE.match(name.split(".", 1)[0].rstrip(" ")):  # Windows ignores those spaces
+        name = _limit_bytes("_" + name, MAX_NAME_BYTES)
+    return name
 
 
 def _limit_bytes(name: str, limit: int) -> str:

@@ -24,6 +24,7 @@ MAX_LINE_BYTES = 64 * 1024
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _BOM = b"\xef\xbb\xbf"
 _SKIP_CHUNK = 64 * 1024
 
@@ -66,6 +67,8 @@ def parse_source(text: str, index: int, base_dir: Path) -> Source:
         return invalid("invalid_source", f"line is longer than {MAX_LINE_BYTES} bytes")
     if _CONTROL.search(text):
         return invalid("invalid_source", "line contains NUL or control characters")
+    if _SURROGATE.search(text):
+        return invalid("invalid_source", "source is not valid Unicode (lone surrogate)")
     scheme_match = _SCHEME.match(text)
     if scheme_match is None:
         return Source(index, text, SourceKind.FILE, os.path.abspath(base_dir / text), base_dir)

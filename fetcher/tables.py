@@ -103,8 +103,8 @@ def _json_rows(stream: BinaryIO) -> Iterator[dict[str, Any] | None]:
             continue
         try:
             value = json.loads(stripped)
-        except (ValueError, UnicodeDecodeError) as exc:
-            yield {"\x00error": f"not valid JSON: {exc}"}
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            yield {"\x00error": f"not valid JSON: {type(exc).__name__}"}
             continue
         yield value if isinstance(value, dict) else {"\x00error": "a JSON line must be an object"}
 
@@ -122,8 +122,7 @@ def _row_source(row: dict[str, Any], index: int, base_dir: Path) -> Source:
         return invalid(f"no '{URL_COLUMN}' value in this row")
     text = url.strip()
     if _has_surrogates(text):
-        return invalid("row is not valid UTF-8", text.encode("utf-8", "surrogateescape").decode(
-            "utf-8", "backslashreplace"))  # fmt: skip
+        return invalid("row is not valid UTF-8 text", _printable(text))
     source = parse_source(text, index, base_dir)
     checksums = []
     for algorithm, length in CHECKSUM_COLUMNS.items():
@@ -152,11 +151,25 @@ def _row_source(row: dict[str, Any], index: int, base_dir: Path) -> Source:
 
 
 def _has_surrogates(text: str) -> bool:
-    return any("\udc80" <= c <= "\udcff" for c in text)
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def _printable(text: str) -> str:
+    """Undecodable bytes (kept as surrogate escapes) shown as \\xNN, other lone surrogates
+    as \\udNNN: always valid UTF-8, still telling what was there."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _clean(value: Any) -> Any:
-    """Carried values must be writable as UTF-8 JSON: undecodable bytes become escapes."""
+    """Carried values must be writable as UTF-8: undecodable bytes and lone surrogates (JSON
+    allows `\\ud800`) become visible escapes; nested values are cleaned too."""
     if isinstance(value, str) and _has_surrogates(value):
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return _printable(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
     return value
