@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +45,44 @@ class FailureLog:
             self.store.forget_failure(self.manifest, source.index)
 
 
+def _base(outcome: Outcome) -> Result:
+    source = outcome.source
+    return Result(
+        index=source.index,
+        source=source.text,
+        path=None,
+        status=Status.FAILED,
+        attempts=outcome.attempts,
+        elapsed_s=outcome.elapsed_s,
+        http_status=outcome.http_status,
+        error=outcome.error,
+        extra=dict(source.extra),
+    )
+
+
+def _already_done(outcome: Outcome, base: Result) -> Result | None:
+    """The result of a skipped or unchanged item: its earlier output, as recorded."""
+    done = outcome.completed
+    if outcome.kind not in (Kind.SKIPPED, Kind.UNCHANGED) or done is None:
+        return None
+    unchanged = outcome.kind is Kind.UNCHANGED
+    return replace(
+        base,
+        path=done.path,
+        status=Status.UNCHANGED if unchanged else Status.SKIPPED,
+        bytes=done.bytes,
+        sha256=done.sha256,
+        http_status=outcome.http_status if unchanged else done.http_status,
+    )
+
+
+def _store_error(exc: sqlite3.OperationalError) -> ErrorInfo:
+    text = str(exc)
+    if "full" in text:
+        return ErrorInfo("disk_full", f"the state store cannot be written: {text}")
+    return ErrorInfo("state_store", f"the state store cannot be written: {text}")
+
+
 @dataclass
 class _Step:
     """One outcome on its way to a result: `rel` is where its temp file goes."""
@@ -73,41 +112,34 @@ class Committer:
         if self._store is None:
             steps = [self._decide(o) for o in outcomes]
         else:
-            with self._store.transaction():
-                steps = [self._decide(o) for o in outcomes]
-                self._note_failures(steps)
+            try:
+                with self._store.transaction():
+                    steps = [self._decide(o) for o in outcomes]
+                    self._note_failures(steps)
+            except sqlite3.OperationalError as exc:  # the store's disk is full, or failing
+                steps = [self._unrecorded(o, _store_error(exc)) for o in outcomes]
         moved = [self._deliver(step) for step in steps]
         if any(moved) and self._store is not None:
             with self._store.transaction():  # a rename failed: rare, noted on its own
                 self._note_failures([step for step, bad in zip(steps, moved, strict=True) if bad])
         return [step.result for step in steps]
 
+    def _unrecorded(self, outcome: Outcome, error: ErrorInfo) -> _Step:
+        """The batch could not be recorded: nothing of it is placed, its temps are freed."""
+        base = _base(outcome)
+        if outcome.temp is not None:
+            outcome.temp.discard()
+            return _Step(outcome, replace(base, error=error))
+        return _Step(outcome, _already_done(outcome, base) or base)
+
     def _decide(self, outcome: Outcome) -> _Step:
         source = outcome.source
-        base = Result(
-            index=source.index,
-            source=source.text,
-            path=None,
-            status=Status.FAILED,
-            attempts=outcome.attempts,
-            elapsed_s=outcome.elapsed_s,
-            http_status=outcome.http_status,
-            error=outcome.error,
-            extra=dict(source.extra),
-        )
-        done = outcome.completed
-        if outcome.kind in (Kind.SKIPPED, Kind.UNCHANGED) and done is not None:
-            if self._store is not None:
+        base = _base(outcome)
+        done = _already_done(outcome, base)
+        if done is not None:
+            if self._store is not None and done.path is not None:
                 self._store.claim(done.path)
-            unchanged = outcome.kind is Kind.UNCHANGED
-            return _Step(outcome, replace(
-                base,
-                path=done.path,
-                status=Status.UNCHANGED if unchanged else Status.SKIPPED,
-                bytes=done.bytes,
-                sha256=done.sha256,
-                http_status=outcome.http_status if unchanged else done.http_status,
-            ))  # fmt: skip
+            return _Step(outcome, done)
         temp = outcome.temp
         if outcome.kind is not Kind.FETCHED or temp is None:
             error = outcome.error or ErrorInfo("internal", "no outcome")

@@ -21,7 +21,7 @@ import requests
 from fetcher.errors import Interrupted, ItemError
 from fetcher.politeness import HostGate
 from fetcher.state import StateStore, Validators
-from fetcher.transport import Transport, body_blocks
+from fetcher.transport import Transport, Watch, body_blocks
 from fetcher.writing import TempOutput
 
 RESUME_MIN_BYTES = 1024 * 1024
@@ -98,7 +98,7 @@ class Downloader:
         host = urlsplit(url).hostname or ""
         with self._gate.slot(host):
             try:
-                response = self._transport.open(url, headers, transfer.time_left())
+                response = self._open(url, headers, transfer)
             except ItemError as exc:
                 if exc.http_status in (429, 503):
                     self._gate.slow_down(host, exc.retry_after)
@@ -107,6 +107,17 @@ class Downloader:
                 fetched = self._receive(response, transfer, make_output, conditional)
             self._gate.succeeded(host)
         return fetched
+
+    def _open(self, url: str, headers: dict[str, str], transfer: Transfer) -> requests.Response:
+        left = transfer.time_left()
+        if left is None:
+            return self._transport.open(url, headers)
+        with Watch(left) as watch:
+            response = self._transport.open(url, headers, left)
+        if watch.expired:  # a cut header section can parse as a complete, empty response
+            response.close()
+            raise DeadlineExceeded
+        return response
 
     def _receive(
         self,
@@ -140,6 +151,7 @@ class Downloader:
                 raise Interrupted
             transfer.check_deadline()
             temp.write(block)
+        transfer.check_deadline()  # a body ended by a cut connection is not complete
         if total is not None and temp.size != total:
             raise ItemError("truncated", f"received {temp.size} of {total} bytes", retryable=True)
         _set_mtime(temp, validators.last_modified)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import IO
 
+from fetcher.errors import UsageError
 from fetcher.results import Result
 
 CSV_FIELDS = (
@@ -22,10 +24,17 @@ class ManifestWriter:
     """Appends rows to a fresh manifest file (an existing one is replaced); see `flush`."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._csv = path.suffix.lower() == ".csv"
-        self._file: IO[str] = path.open("w", encoding="utf-8", newline="" if self._csv else None)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Never through a symlink: the manifest may sit in a folder others can write to.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            raise UsageError(f"cannot write the manifest {path}: {exc.strerror}") from None
+        newline = "" if self._csv else None
+        self._file: IO[str] = open(fd, "w", encoding="utf-8", newline=newline)  # noqa: SIM115 - closed by close()
         if self._csv:
             self._writer = csv.writer(self._file)
             self._writer.writerow(CSV_FIELDS)

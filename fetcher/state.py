@@ -25,6 +25,7 @@ from pathlib import Path
 from fetcher.errors import UsageError
 
 DB_NAME = "state.sqlite"
+_DB_SIDE_FILES = ("state.sqlite-wal", "state.sqlite-shm")
 SCHEMA_VERSION = 1
 LOCK_NAME = "lock"
 
@@ -56,6 +57,14 @@ CREATE TABLE IF NOT EXISTS partials (
 """
 
 
+def refuse_symlinks(*paths: Path) -> None:
+    """The state folder and its files are opened by name: a symlink planted there would make
+    this tool write wherever it points."""
+    for path in paths:
+        if path.is_symlink():
+            raise UsageError(f"{path} is a symlink; refusing to write through it")
+
+
 @dataclass(frozen=True)
 class Validators:
     """What a server (or a local file's size and mtime) said about a version of a source."""
@@ -80,9 +89,11 @@ class StateStore:
 
     def __init__(self, root: Path, state_dir: Path) -> None:
         self._root = root
-        state_dir.mkdir(exist_ok=True)
         self._db = state_dir / DB_NAME
-        self._lock_file = (state_dir / LOCK_NAME).open("a")
+        refuse_symlinks(state_dir, *(state_dir / n for n in (DB_NAME, *_DB_SIDE_FILES, LOCK_NAME)))
+        state_dir.mkdir(exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._lock_file = os.fdopen(os.open(state_dir / LOCK_NAME, flags, 0o644), "w")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -91,10 +102,26 @@ class StateStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        try:
+            self._writer = self._open_schema(state_dir)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise UsageError(
+                f"{self._db} is not a usable fetcher state store ({exc});"
+                f" remove {state_dir} to start afresh"
+            ) from None
+        except UsageError:
+            self.close()
+            raise
+        latest = self._writer.execute("SELECT MAX(run) FROM outputs").fetchone()[0]
+        # This run's number: outputs it places are not `completed` for itself, so a source
+        # listed twice is fetched twice, whatever the timing.
+        self._run = (latest or 0) + 1
+
+    def _open_schema(self, state_dir: Path) -> sqlite3.Connection:
         writer = self._connection()
         version = writer.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
-            self._lock_file.close()
             raise UsageError(
                 f"{self._db} was written by another version of fetcher (schema {version},"
                 f" this one uses {SCHEMA_VERSION}); remove {state_dir} to start afresh"
@@ -103,16 +130,11 @@ class StateStore:
             version == 0
             and writer.execute("SELECT 1 FROM sqlite_master WHERE name = 'outputs'").fetchone()
         ):
-            self._lock_file.close()
             raise UsageError(f"{self._db} is not a fetcher state store this version can read")
         writer.executescript(_SCHEMA)
         writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         writer.execute("CREATE TEMP TABLE claims (key TEXT PRIMARY KEY) WITHOUT ROWID")
-        self._writer = writer
-        latest = writer.execute("SELECT MAX(run) FROM outputs").fetchone()[0]
-        # This run's number: outputs it places are not `completed` for itself, so a source
-        # listed twice is fetched twice, whatever the timing.
-        self._run = (latest or 0) + 1
+        return writer
 
     def _connection(self) -> sqlite3.Connection:
         """Per-thread connections: workers look up completions while the committer writes."""

@@ -6,9 +6,11 @@ connection pool sized for a thread that runs one request at a time.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import functools
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -33,9 +35,10 @@ ORIGINS_CACHED = 4096
 
 class _Session(requests.Session):
     """A Session that drops the caller's -H headers once a redirect leaves the original host
-    (requests itself only drops `Authorization`)."""
+    (requests itself only drops `Authorization`) and keeps them, Cookie included, while it
+    stays on that host."""
 
-    def __init__(self, private_headers: frozenset[str]) -> None:
+    def __init__(self, private_headers: dict[str, str]) -> None:
         super().__init__()
         self._private = private_headers
 
@@ -43,7 +46,86 @@ class _Session(requests.Session):
         if self.should_strip_auth(response.request.url, prepared_request.url):  # type: ignore[no-untyped-call]
             for name in self._private:
                 prepared_request.headers.pop(name, None)
+        elif "cookie" in self._private:
+            # requests drops the Cookie header on every redirect and rebuilds it from its
+            # jar; a -H cookie stays with its host, as the other -H headers do.
+            jar = prepared_request.headers.get("Cookie")
+            given = self._private["cookie"]
+            prepared_request.headers["Cookie"] = f"{given}; {jar}" if jar else given
         super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+
+
+_waiting = threading.local()
+"""The `Watch` of the request the current thread is making, if it has a deadline."""
+
+
+class Watch:
+    """Cuts the connection of one request when its item's deadline passes: a socket timeout
+    bounds each read, not a response whose headers trickle in a byte at a time."""
+
+    def __init__(self, seconds: float) -> None:
+        self._conn: Any = None
+        self._cut = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Watch:
+        _waiting.watch = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _waiting.watch = None
+
+    @property
+    def expired(self) -> bool:
+        """The connection was cut: whatever the request returned is not to be trusted."""
+        return self._cut
+
+    def attach(self, conn: Any) -> None:
+        with self._lock:
+            self._conn = conn
+            if self._cut:
+                _shutdown(conn)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._cut = True
+            if self._conn is not None:
+                _shutdown(self._conn)
+
+
+def _shutdown(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def getresponse(self) -> Any:
+        watch = getattr(_waiting, "watch", None)
+        if watch is not None:
+            watch.attach(self)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def getresponse(self) -> Any:
+        watch = getattr(_waiting, "watch", None)
+        if watch is not None:
+            watch.attach(self)
+        return super().getresponse()
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 class Transport:
@@ -74,8 +156,12 @@ class Transport:
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = _Session(frozenset(name.lower() for name, _ in self._options.headers))
+            session = _Session({name.lower(): value for name, value in self._options.headers})
             adapter = HTTPAdapter(pool_connections=HOSTS_PER_THREAD, pool_maxsize=1, max_retries=0)
+            adapter.poolmanager.pool_classes_by_scheme = {
+                "http": _WatchedHTTPPool,
+                "https": _WatchedHTTPSPool,
+            }
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.max_redirects = self._options.max_redirects

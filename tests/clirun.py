@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,11 @@ def fetcher_command(*args: str) -> list[str]:
 
 
 def run_fetcher(*args: str, cwd: Path, stdin: bytes | None = None, timeout: float = 120) -> CliRun:
-    """Run the command line in a real subprocess; reaped with wait4 to read its peak RSS."""
+    """Run the command line in a real subprocess, as a user does, and measure its peak RSS.
+
+    The peak comes from the child's own VmHWM in /proc, polled while it runs: `ru_maxrss`
+    from wait4 would carry the high-water mark of the address space before exec, i.e. of
+    the pytest process that forked it."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             fetcher_command(*args),
@@ -36,29 +41,29 @@ def run_fetcher(*args: str, cwd: Path, stdin: bytes | None = None, timeout: floa
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=out,
             stderr=err,
-        )
+        )  # returns once the child has exec'd
         if stdin is not None:
             assert proc.stdin is not None
             proc.stdin.write(stdin)
             proc.stdin.close()
+        status, peak_kib = Path(f"/proc/{proc.pid}/status"), 0
         deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
+        while proc.poll() is None:
+            with contextlib.suppress(OSError):
+                found = re.search(r"^VmHWM:\s+(\d+) kB", status.read_text(), re.MULTILINE)
+                peak_kib = max(peak_kib, int(found.group(1))) if found else peak_kib
             if time.monotonic() > deadline:
                 proc.kill()
-                os.wait4(proc.pid, 0)
+                proc.wait()
                 raise TimeoutError(f"fetcher {' '.join(args)} ran over {timeout}s")
-            time.sleep(0.01)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+            time.sleep(0.005)
         out.seek(0)
         err.seek(0)
         return CliRun(
             proc.returncode,
             out.read(),
             err.read().decode("utf-8", "replace"),
-            usage.ru_maxrss / 1024,
+            peak_kib / 1024,
         )
 
 
