@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import subprocess
 import time
 from pathlib import Path
@@ -48,7 +49,12 @@ def outputs(out: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("kill_after_s", [0.5, 0.9, 1.3, 1.7])
+# Fixed moments that land before, during and after the large transfers, plus random ones
+# (printed, so a failure can be replayed): the invariants must hold at any moment.
+KILL_MOMENTS = [0.5, 0.9, 1.3, 1.7] + [round(random.uniform(0.2, 2.0), 3) for _ in range(3)]
+
+
+@pytest.mark.parametrize("kill_after_s", KILL_MOMENTS)
 def test_sigkill_then_rerun_completes_everything_without_refetching(
     http_server: TestServer, tmp_path: Path, kill_after_s: float
 ) -> None:
