@@ -3,10 +3,16 @@
 The benchmarks need a real, fast HTTP server so that fetcher (not the server) is what
 gets measured. Everything nginx writes (pid, logs, temp dirs) lives in a private run
 dir, so no system directory or system nginx config is touched, and it only ever
-listens on the loopback address.
+listens on the loopback address, or, with `netns`, on the address the benchmark gave
+its own network namespace (see latency.py).
 
     with Nginx(corpus_dir) as srv:
         print(srv.base)  # http://127.0.0.1:PORT
+
+`access_log=PATH` logs every request as `$msec $request_time $request_method $request_uri
+$status` (its start is `$msec - $request_time`), for measuring when a client's first
+request arrived (skip the HEAD that start() sends); it is off by default because it costs
+the server time.
 
 CLI: ``python benchmarks/nginx.py ROOT [--port N] [--duration S]`` serves ROOT until
 Ctrl-C or until the duration is over.
@@ -65,8 +71,16 @@ def _build_info(binary: str) -> tuple[tuple[int, ...], str]:
     return version, out
 
 
-def render_config(root: Path, port: int, run_dir: Path, configure_line: str) -> str:
-    """The nginx.conf text: one worker, loopback only, every writable path in run_dir
+def render_config(
+    root: Path,
+    port: int,
+    run_dir: Path,
+    configure_line: str,
+    *,
+    host: str = HOST,
+    access_log: Path | None = None,
+) -> str:
+    """The nginx.conf text: one worker, one listen address, every writable path in run_dir
     (paths quoted, so a space in a temp dir cannot break the config)."""
     temp_paths = "".join(
         f'    {name}_temp_path "{run_dir / name}";\n'
@@ -74,6 +88,12 @@ def render_config(root: Path, port: int, run_dir: Path, configure_line: str) -> 
         if f"--http-{name.replace('_', '-')}-temp-path" in configure_line
     )
     user = "user root;\n" if os.geteuid() == 0 else ""
+    log_lines = (
+        "    log_format timing '$msec $request_time $request_method $request_uri $status';\n"
+        f'    access_log "{access_log}" timing;\n'
+        if access_log is not None
+        else "    access_log off;\n"
+    )
     return (
         f"{user}"
         "daemon off;\n"
@@ -83,7 +103,7 @@ def render_config(root: Path, port: int, run_dir: Path, configure_line: str) -> 
         f'error_log "{run_dir / "error.log"}" warn;\n'
         "events { worker_connections 1024; }\n"
         "http {\n"
-        "    access_log off;\n"
+        f"{log_lines}"
         f"{temp_paths}"
         "    default_type application/octet-stream;\n"
         "    sendfile on;\n"
@@ -91,7 +111,7 @@ def render_config(root: Path, port: int, run_dir: Path, configure_line: str) -> 
         "    keepalive_requests 100000;\n"
         "    keepalive_timeout 65s;\n"
         "    server {\n"
-        f"        listen {HOST}:{port};\n"
+        f"        listen {host}:{port};\n"
         "        server_name localhost;\n"
         f'        root "{root}";\n'
         "    }\n"
@@ -100,12 +120,28 @@ def render_config(root: Path, port: int, run_dir: Path, configure_line: str) -> 
 
 
 class Nginx:
-    """A private nginx serving `root` at `base`; start()/stop() or use as a context manager."""
+    """A private nginx serving `root` at `base`; start()/stop() or use as a context manager.
 
-    def __init__(self, root: str | Path, port: int = 0, run_dir: str | Path | None = None):
+    `netns` runs it inside that network namespace (made by the caller), listening on
+    `host`, an address of that namespace.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        port: int = 0,
+        run_dir: str | Path | None = None,
+        *,
+        host: str = HOST,
+        netns: str | None = None,
+        access_log: str | Path | None = None,
+    ):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise NginxError(f"corpus root is not a directory: {self.root}")
+        self.host = host
+        self.netns = netns
+        self.access_log = Path(access_log).resolve() if access_log is not None else None
         self.requested_port = port
         self.port = port
         self._given_run_dir = Path(run_dir).resolve() if run_dir is not None else None
@@ -115,7 +151,7 @@ class Nginx:
     @property
     def base(self) -> str:
         """Base URL without a trailing slash, e.g. http://127.0.0.1:8123."""
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> Nginx:
         """Write the config, start nginx and wait until it answers HTTP."""
@@ -133,8 +169,19 @@ class Nginx:
         for _ in range(attempts):
             self.port = self.requested_port or free_port()
             conf = self.run_dir / "nginx.conf"
-            conf.write_text(render_config(self.root, self.port, self.run_dir, configure_line))
+            conf.write_text(
+                render_config(
+                    self.root,
+                    self.port,
+                    self.run_dir,
+                    configure_line,
+                    host=self.host,
+                    access_log=self.access_log,
+                )
+            )
             cmd = [binary, "-p", str(self.run_dir), "-c", str(conf)]
+            if self.netns is not None:  # `ip netns exec` execs nginx: same pid, same group
+                cmd = ["ip", "netns", "exec", self.netns, *cmd]
             if version >= (1, 19, 5):  # -e: no early write to the compiled-in error log
                 cmd += ["-e", str(self.run_dir / "error.log")]
             self.proc = subprocess.Popen(
@@ -149,7 +196,7 @@ class Nginx:
             last_error = self._error_log_tail()
             self._kill()
         self._remove_run_dir()
-        raise NginxError(f"nginx did not start on {HOST}:{self.port}:\n{last_error}")
+        raise NginxError(f"nginx did not start on {self.host}:{self.port}:\n{last_error}")
 
     def _wait_ready(self) -> bool:
         """Poll until nginx answers an HTTP request; False if it exits or times out."""
@@ -158,7 +205,7 @@ class Nginx:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
-            conn = http.client.HTTPConnection(HOST, self.port, timeout=1.0)
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=1.0)
             try:
                 conn.request("HEAD", "/")
                 server = conn.getresponse().getheader("Server", "")
