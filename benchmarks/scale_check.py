@@ -602,6 +602,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Set up, run every check in a temp dir that is always removed, report."""
     args = parse_args(argv)
+    # Started as a background job, this process (and so every fetcher it starts) would
+    # ignore SIGINT; the checks send fetcher a Ctrl-C, which a user's fetcher would obey.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cmd = fetcher_cmd()
     try:
         run_setup()
