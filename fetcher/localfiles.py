@@ -30,7 +30,7 @@ def copy_local(
     with os.fdopen(fd, "rb", buffering=0) as source:
         out = make_output(info.st_size)
         try:
-            # Sized to the file: a 2 KiB file needs no 1 MiB buffer per thread.
+            # Sized to the file: a 2 KiB file needs no full-size buffer per thread.
             buffer = bytearray(min(CHUNK_BYTES, max(info.st_size, 1) + 1))
             view = memoryview(buffer)
             while True:

@@ -25,8 +25,10 @@ from fetcher.errors import ItemError
 from fetcher.options import FetchOptions
 from fetcher.version import __version__
 
-CHUNK_BYTES = 1024 * 1024
-"""Read size while streaming: large enough for full-speed copies, small enough to stay flat."""
+CHUNK_BYTES = 256 * 1024
+"""Largest block read at once while streaming. Measured on 1 GiB + 8 x 64 MiB from a local
+nginx: 128 KiB 704 MB/s, 256 KiB 859 MB/s (peak RSS 51 MiB), 512 KiB 789 MB/s, 1 MiB
+627 MB/s (peak RSS 66 MiB): bigger blocks only add memory and cache misses."""
 PASSED_STATUSES = frozenset({304, 416})
 HOSTS_PER_THREAD = 32
 ORIGINS_CACHED = 4096
