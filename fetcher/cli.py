@@ -13,7 +13,7 @@ import typer
 
 from fetcher.errors import UsageError
 from fetcher.interrupts import Interrupts, Terminated
-from fetcher.options import DEFAULT_PER_HOST, DEFAULT_WORKERS, Layout
+from fetcher.options import DEFAULT_PER_HOST, DEFAULT_WORKERS, FetchOptions, Layout
 from fetcher.tables import ListFormat
 from fetcher.version import __version__
 
@@ -33,6 +33,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Concurrent bulk fetcher for URL and file-path lists.",
 )
+
+# Defaults come from the option objects, so the command line and the API cannot drift apart.
+_OPTIONS = FetchOptions()
+_RETRY = _OPTIONS.retry
+_RETRY_ON = ",".join(str(code) for code in sorted(_RETRY.statuses))
 
 OutputDir = Annotated[
     Path | None, typer.Option("-o", "--output-dir", help="Where outputs go [default: .]")
@@ -107,11 +112,11 @@ def fetch(
         ),
     ] = None,
     layout: LayoutOpt = Layout.FLAT,
-    retries: Retries = 2,
-    retry_wait: RetryWait = 0.5,
-    retry_max_wait: RetryMaxWait = 30.0,
-    retry_on: RetryOn = "408,429,500,502,503,504",
-    timeout: Timeout = 30.0,
+    retries: Retries = _RETRY.retries,
+    retry_wait: RetryWait = _RETRY.backoff_s,
+    retry_max_wait: RetryMaxWait = _RETRY.max_wait_s,
+    retry_on: RetryOn = _RETRY_ON,
+    timeout: Timeout = _OPTIONS.timeout_s,
     deadline: Deadline = None,
     stdout: Annotated[
         bool, typer.Option("--stdout", help="Write bodies to stdout in input order; keep no files.")
@@ -150,11 +155,11 @@ def retry(
     workers: Workers = DEFAULT_WORKERS,
     chunksize: Chunksize = "auto",
     layout: LayoutOpt = Layout.FLAT,
-    retries: Retries = 2,
-    retry_wait: RetryWait = 0.5,
-    retry_max_wait: RetryMaxWait = 30.0,
-    retry_on: RetryOn = "408,429,500,502,503,504",
-    timeout: Timeout = 30.0,
+    retries: Retries = _RETRY.retries,
+    retry_wait: RetryWait = _RETRY.backoff_s,
+    retry_max_wait: RetryMaxWait = _RETRY.max_wait_s,
+    retry_on: RetryOn = _RETRY_ON,
+    timeout: Timeout = _OPTIONS.timeout_s,
     deadline: Deadline = None,
     no_progress: NoProgress = False,
     header: Headers = None,
@@ -186,7 +191,7 @@ def tune(
     sample: Annotated[
         int, typer.Option("--sample", help="Items of the list to fetch in each trial.")
     ] = 200,
-    timeout: Timeout = 30.0,
+    timeout: Timeout = _OPTIONS.timeout_s,
     per_host: PerHost = DEFAULT_PER_HOST,
     header: Headers = None,
     insecure: Insecure = False,
