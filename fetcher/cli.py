@@ -43,6 +43,9 @@ OutputDir = Annotated[
     Path | None, typer.Option("-o", "--output-dir", help="Where outputs go [default: .]")
 ]
 Workers = Annotated[int, typer.Option("-j", "--workers", help="Worker threads.")]
+Processes = Annotated[
+    int, typer.Option("--processes", help="Processes sharing the workers (for CPU-bound runs).")
+]
 Chunksize = Annotated[str, typer.Option("--chunksize", help="Items per pool task: auto or N.")]
 LayoutOpt = Annotated[Layout, typer.Option("--layout", help="Output naming.")]
 Retries = Annotated[int, typer.Option("--retries", help="Extra attempts per item.")]
@@ -102,6 +105,7 @@ def fetch(
     ],
     output_dir: OutputDir = None,
     workers: Workers = DEFAULT_WORKERS,
+    processes: Processes = 1,
     chunksize: Chunksize = "auto",
     manifest: Annotated[
         Path | None,
@@ -153,6 +157,7 @@ def retry(
     manifest: Annotated[Path, typer.Argument(help="Manifest of an earlier run.")],
     output_dir: OutputDir = None,
     workers: Workers = DEFAULT_WORKERS,
+    processes: Processes = 1,
     chunksize: Chunksize = "auto",
     layout: LayoutOpt = Layout.FLAT,
     retries: Retries = _RETRY.retries,
@@ -209,9 +214,9 @@ def tune(
 
 
 _COMMON = (
-    "output_dir", "workers", "chunksize", "layout", "retries", "retry_wait", "retry_max_wait",
-    "retry_on", "timeout", "deadline", "header", "max_size", "per_host", "rate", "insecure",
-    "ca_bundle", "overwrite", "update",
+    "output_dir", "workers", "processes", "chunksize", "layout", "retries", "retry_wait",
+    "retry_max_wait", "retry_on", "timeout", "deadline", "header", "max_size", "per_host",
+    "rate", "insecure", "ca_bundle", "overwrite", "update",
 )  # fmt: skip
 
 

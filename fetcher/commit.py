@@ -24,7 +24,7 @@ from fetcher.results import ErrorInfo, Result, Status
 from fetcher.sources import Source, source_to_json
 from fetcher.state import StateStore
 from fetcher.worker import Kind, Outcome
-from fetcher.writing import TempOutput, make_dir, place
+from fetcher.writing import CompleteTemp, make_dir, place
 
 MAX_COLLISIONS = 10_000
 
@@ -184,7 +184,7 @@ class Committer:
             return True
         return False
 
-    def _stream_out(self, temp: TempOutput) -> None:
+    def _stream_out(self, temp: CompleteTemp) -> None:
         assert self._stream is not None
         with temp.path.open("rb") as body:
             shutil.copyfileobj(body, self._stream, 1024 * 1024)

@@ -78,6 +78,9 @@ class Job:
     ) -> None:
         self.stop.set()
         self._live.remove_all()
+        if self.options.processes > 1 and self._store is not None:
+            # Children stopped mid-item leave temps the parent never saw.
+            remove_stale_temps(self.root, keep=self._store.partial_temps())
         self._transport.close()
         if self._store is not None:
             self._store.close()
@@ -121,14 +124,29 @@ class Job:
             if not self._retrying:
                 self._store.clear_failures(failures.manifest)
         committer = Committer(self.root, self._store, self.options.stream_to, failures)
-        batches = ordered_batches(
-            worker,
-            feed,
-            workers=self.options.workers,
-            chunksize=self.chunksize,
-            stop=self.stop,
-            while_waiting=self._check_interrupt,
-        )
+        if self.options.processes > 1:
+            from fetcher.processes import process_batches
+
+            batches = process_batches(
+                feed,
+                options=self.options,
+                root=self.root,
+                run=None if self._store is None else self._store.run,
+                chunksize=self.chunksize,
+                stop=self.stop,
+                live=self._live,
+                stats=self.stats,
+                while_waiting=self._check_interrupt,
+            )
+        else:
+            batches = ordered_batches(
+                worker,
+                feed,
+                workers=self.options.workers,
+                chunksize=self.chunksize,
+                stop=self.stop,
+                while_waiting=self._check_interrupt,
+            )
         try:
             for batch in batches:
                 if self._check_interrupt is not None:

@@ -64,6 +64,9 @@ class FetchOptions:
     """Where outputs go; created if missing. Nothing is ever written outside it."""
     workers: int = DEFAULT_WORKERS
     """Worker threads in the pool."""
+    processes: int = 1
+    """Processes, each running its own pool of `workers / processes` threads; more than one
+    helps when the interpreter lock, not the network, limits throughput."""
     chunksize: int | None = None
     """Items per pool task; None lets `fetcher.pool.auto_chunksize` choose."""
     layout: Layout = Layout.FLAT
@@ -94,6 +97,8 @@ class FetchOptions:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise UsageError("--workers must be at least 1")
+        if self.processes < 1:
+            raise UsageError("--processes must be at least 1")
         if self.chunksize is not None and self.chunksize < 1:
             raise UsageError("--chunksize must be 'auto' or at least 1")
         if self.timeout_s <= 0:

@@ -11,7 +11,7 @@ import itertools
 import multiprocessing
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
-from multiprocessing.pool import ThreadPool
+from multiprocessing.pool import Pool, ThreadPool
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -64,7 +64,36 @@ def ordered_batches(
     iteration ends. Leaving early (an exception, or the caller closing the generator) sets
     `stop` and tears the pool down without waiting for a blocked input read.
     """
-    slots = threading.Semaphore(window_size(workers, chunksize))
+
+    def run_chunk(chunk: list[T]) -> list[R]:
+        return [fn(item) for item in chunk]
+
+    return pooled_batches(
+        ThreadPool(workers),
+        run_chunk,
+        items,
+        chunksize=chunksize,
+        window=window_size(workers, chunksize),
+        stop=stop,
+        max_batch=max_batch,
+        while_waiting=while_waiting,
+    )
+
+
+def pooled_batches(
+    pool: Pool,
+    run_chunk: Callable[[list[T]], list[R]],
+    items: Iterable[T],
+    *,
+    chunksize: int,
+    window: int,
+    stop: threading.Event,
+    max_batch: int = MAX_BATCH,
+    while_waiting: Callable[[], None] | None = None,
+) -> Generator[list[R], None, None]:
+    """`ordered_batches` on any pool (threads, or processes with a picklable `run_chunk`):
+    the feed gated to `window` items ahead of the consumer, chunks of `chunksize`."""
+    slots = threading.Semaphore(window)
 
     def gated() -> Iterator[T]:
         for item in items:
@@ -75,15 +104,11 @@ def ordered_batches(
                 return
             yield item
 
-    def run_chunk(chunk: list[T]) -> list[R]:
-        return [fn(item) for item in chunk]
-
     def chunks() -> Iterator[list[T]]:
         feed = gated()
         while chunk := list(itertools.islice(feed, chunksize)):
             yield chunk
 
-    pool = ThreadPool(workers)
     finished = False
     try:
         # Chunks are formed here rather than by imap(chunksize=...), which would hide the

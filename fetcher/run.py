@@ -51,6 +51,7 @@ class Settings:
         *,
         output_dir: Path | None,
         workers: int,
+        processes: int,
         chunksize: str,
         layout: Layout,
         retries: int,
@@ -84,6 +85,7 @@ class Settings:
         options = FetchOptions(
             output_dir=root,
             workers=workers,
+            processes=processes,
             chunksize=None if chunksize == "auto" else int(chunksize),
             layout=layout,
             retry=RetryPolicy(

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from fetcher.errors import UsageError
 
@@ -87,21 +88,29 @@ class Completed:
 class StateStore:
     """One store per output dir; an exclusive lock keeps two runs from sharing it."""
 
-    def __init__(self, root: Path, state_dir: Path) -> None:
+    def __init__(self, root: Path, state_dir: Path, *, attach_to_run: int | None = None) -> None:
+        """Open (and lock) the store of an output dir; with `attach_to_run`, join the store
+        a parent process has open for that run instead (`--processes`): no lock, reads and
+        partial-file bookkeeping only."""
         self._root = root
         self._db = state_dir / DB_NAME
-        refuse_symlinks(state_dir, *(state_dir / n for n in (DB_NAME, *_DB_SIDE_FILES, LOCK_NAME)))
-        state_dir.mkdir(exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        self._lock_file = os.fdopen(os.open(state_dir / LOCK_NAME, flags, 0o644), "w")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            raise UsageError(f"another fetcher run is using {root}") from None
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        self._lock_file: TextIO | None = None
+        if attach_to_run is not None:
+            self._run = attach_to_run
+            return
+        refuse_symlinks(state_dir, *(state_dir / n for n in (DB_NAME, *_DB_SIDE_FILES, LOCK_NAME)))
+        state_dir.mkdir(exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        lock_file = os.fdopen(os.open(state_dir / LOCK_NAME, flags, 0o644), "w")
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.close()
+            raise UsageError(f"another fetcher run is using {root}") from None
+        self._lock_file = lock_file
         try:
             self._writer = self._open_schema(state_dir)
         except sqlite3.DatabaseError as exc:
@@ -169,6 +178,10 @@ class StateStore:
             ):
                 return Completed(path, size, sha256, http_status, Validators(etag, last_modified))
         return None
+
+    @property
+    def run(self) -> int:
+        return self._run
 
     def owner(self, path: str) -> str | None:
         """The source whose output was last placed at `path`, if any."""
@@ -273,5 +286,6 @@ class StateStore:
         for conn in connections:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
-        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        self._lock_file.close()
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()

@@ -25,7 +25,7 @@ from fetcher.progress import Stats
 from fetcher.results import ErrorInfo
 from fetcher.sources import Source, SourceKind
 from fetcher.state import Completed, StateStore, Validators
-from fetcher.writing import LiveTemps, TempOutput, os_item_error, temp_name
+from fetcher.writing import CompleteTemp, LiveTemps, TempOutput, os_item_error, temp_name
 
 
 class Kind(Enum):
@@ -47,7 +47,7 @@ class Outcome:
     elapsed_s: float = 0.0
     dirs: tuple[str, ...] = ()
     name: str = ""
-    temp: TempOutput | None = None
+    temp: CompleteTemp | None = None
     http_status: int | None = None
     error: ErrorInfo | None = None
     completed: Completed | None = None

@@ -11,8 +11,9 @@ import os
 import stat
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from fetcher.errors import ItemError
 
@@ -41,15 +42,51 @@ def make_dir(path: Path) -> bool:
     return stat.S_ISDIR(mode) and not stat.S_ISLNK(mode)
 
 
+class CompleteTemp(Protocol):
+    """What the committer needs of a complete temp file, whoever wrote it."""
+
+    path: Path
+    size: int
+    resumable: bool
+
+    @property
+    def sha256(self) -> str: ...
+
+    def discard(self) -> None: ...
+
+    def placed(self) -> None: ...
+
+
+@dataclass
+class FinishedTemp:
+    """A complete temp file written by another process (`--processes`), now owned here."""
+
+    path: Path
+    size: int
+    sha256: str
+    resumable: bool
+    live: LiveTemps
+
+    def __post_init__(self) -> None:
+        self.live.add(self)
+
+    def discard(self) -> None:
+        remove_quietly(self.path)
+        self.live.discard(self.path)
+
+    def placed(self) -> None:
+        self.live.discard(self.path)
+
+
 class LiveTemps:
     """Temp files in use right now, so an interrupted run can remove them (all but those
     marked resumable, which the next run continues)."""
 
     def __init__(self) -> None:
-        self._outputs: dict[Path, TempOutput] = {}
+        self._outputs: dict[Path, CompleteTemp | TempOutput] = {}
         self._lock = threading.Lock()
 
-    def add(self, output: TempOutput) -> None:
+    def add(self, output: CompleteTemp | TempOutput) -> None:
         with self._lock:
             self._outputs[output.path] = output
 
@@ -188,7 +225,7 @@ def remove_stale_temps(root: Path, keep: set[str]) -> None:
                 remove_quietly(root / name)
 
 
-def place(temp: TempOutput, final: Path) -> None:
+def place(temp: CompleteTemp, final: Path) -> None:
     """Atomic rename into place; a symlink at `final` is replaced, never written through."""
     try:
         os.replace(temp.path, final)
