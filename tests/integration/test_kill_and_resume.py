@@ -44,6 +44,9 @@ def manifest_rows(out: Path) -> list[dict[str, object]]:
 
 
 def outputs(out: Path) -> dict[str, bytes]:
+    """Files under final names; none when the kill came before the output dir existed."""
+    if not out.exists():
+        return {}
     return {
         p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")
     }
