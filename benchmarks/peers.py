@@ -463,12 +463,15 @@ def summarise(outcomes: Sequence[Outcome]) -> Summary:
 
 def interrupt_on_sigterm() -> None:
     """Treat SIGTERM like Ctrl-C, so servers, namespaces and scratch data are cleaned up
-    on the way out instead of being left behind."""
+    on the way out instead of being left behind. Ctrl-C itself gets Python's handler back:
+    a harness started as a background job ignores SIGINT, and every fetcher it starts would
+    inherit that and ignore the Ctrl-C the measurements send it."""
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def fmt(value: float | None, spec: str = ",.0f") -> str:
