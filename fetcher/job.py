@@ -67,7 +67,7 @@ class Job:
             if not self.root.is_dir():
                 raise UsageError(f"output dir is not a directory: {self.root}")
             self._store = StateStore(self.root, self.root / STATE_DIR)
-            remove_stale_temps(self.root, keep=self._store.partial_temps())
+            remove_stale_temps(self.root, keep=self._store.left_partials)
         return self
 
     def __exit__(
@@ -106,18 +106,6 @@ class Job:
             head = list(itertools.islice(feed, self.options.workers * LOOKAHEAD_PER_WORKER))
             self.chunksize = auto_chunksize(self.options.workers, len(head))
             feed = itertools.chain(head, feed)
-        gate = HostGate(
-            self.options.per_host, self.options.rate, self.stop, self.options.retry.max_wait_s
-        )
-        worker = Worker(
-            options=self.options,
-            downloader=Downloader(self._transport, gate, self._store, self.stop),
-            root=self.root,
-            store=self._store,
-            live=self._live,
-            stats=self.stats,
-            stop=self.stop,
-        )
         failures = None
         if self._store is not None and self._manifest is not None:
             failures = FailureLog(self._store, str(self._manifest.absolute()), self._retrying)
@@ -139,6 +127,18 @@ class Job:
                 while_waiting=self._check_interrupt,
             )
         else:
+            gate = HostGate(
+                self.options.per_host, self.options.rate, self.stop, self.options.retry.max_wait_s
+            )
+            worker = Worker(
+                options=self.options,
+                downloader=Downloader(self._transport, gate, self._store, self.stop),
+                root=self.root,
+                store=self._store,
+                live=self._live,
+                stats=self.stats,
+                stop=self.stop,
+            )
             batches = ordered_batches(
                 worker,
                 feed,

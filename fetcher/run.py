@@ -75,10 +75,6 @@ class Settings:
         """Check everything that can be checked before any work starts."""
         if stdout and output_dir is not None:
             raise UsageError("--stdout keeps no files: drop --output-dir (or drop --stdout)")
-        if insecure and ca_bundle is not None:
-            raise UsageError("--insecure and --ca-bundle contradict each other")
-        if ca_bundle is not None and not ca_bundle.is_file():
-            raise UsageError(f"CA bundle not found: {ca_bundle}")
         if chunksize != "auto" and not chunksize.isdigit():
             raise UsageError(f"--chunksize must be 'auto' or a number, not {chunksize!r}")
         root = output_dir or Path()
@@ -98,16 +94,29 @@ class Settings:
             deadline_s=deadline,
             overwrite=overwrite,
             update=update,
-            headers=tuple(parse_header(h) for h in header or []),
+            headers=parse_headers(header),
             max_size=None if max_size is None else parse_size(max_size),
             per_host=per_host,
             rate=None if rate is None else parse_rate(rate),
-            verify=False if insecure else (str(ca_bundle) if ca_bundle else True),
+            verify=tls_verify(insecure, ca_bundle),
             stream_to=sys.stdout.buffer if stdout else None,
         )
         if manifest is None and not stdout:
             manifest = root / STATE_DIR / DEFAULT_MANIFEST
         return cls(options, manifest, progress)
+
+
+def parse_headers(headers: list[str] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_header(h) for h in headers or [])
+
+
+def tls_verify(insecure: bool, ca_bundle: Path | None) -> bool | str:
+    """`FetchOptions.verify` from --insecure / --ca-bundle, checked."""
+    if insecure and ca_bundle is not None:
+        raise UsageError("--insecure and --ca-bundle contradict each other")
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise UsageError(f"CA bundle not found: {ca_bundle}")
+    return False if insecure else (str(ca_bundle) if ca_bundle else True)
 
 
 def _statuses(text: str) -> frozenset[int]:
@@ -246,13 +255,11 @@ class TuneCommand:
         check_lists(lists)
         if sample < 1:
             raise UsageError("--sample must be at least 1")
-        if given["insecure"] and given["ca_bundle"] is not None:
-            raise UsageError("--insecure and --ca-bundle contradict each other")
         options = FetchOptions(
             timeout_s=given["timeout"],
             per_host=given["per_host"],
-            headers=tuple(parse_header(h) for h in given["header"] or []),
-            verify=False if given["insecure"] else str(given["ca_bundle"] or "") or True,
+            headers=parse_headers(given["header"]),
+            verify=tls_verify(given["insecure"], given["ca_bundle"]),
             retry=RetryPolicy(retries=0),
         )
         return cls(tuple(lists), sample, options)

@@ -100,6 +100,7 @@ class StateStore:
         self._lock_file: TextIO | None = None
         if attach_to_run is not None:
             self._run = attach_to_run
+            self._left_partials = self.partial_temps()
             return
         refuse_symlinks(state_dir, *(state_dir / n for n in (DB_NAME, *_DB_SIDE_FILES, LOCK_NAME)))
         state_dir.mkdir(exist_ok=True)
@@ -122,6 +123,8 @@ class StateStore:
         except UsageError:
             self.close()
             raise
+        # Partial files earlier runs left: the only ones an item can resume when it starts.
+        self._left_partials = self.partial_temps()
         latest = self._writer.execute("SELECT MAX(run) FROM outputs").fetchone()[0]
         # This run's number: outputs it places are not `completed` for itself, so a source
         # listed twice is fetched twice, whatever the timing.
@@ -231,8 +234,16 @@ class StateStore:
             (temp, source, validator),
         )
 
+    @property
+    def left_partials(self) -> frozenset[str]:
+        """Temp files registered for resuming when this run began."""
+        return self._left_partials
+
     def partial(self, temp: str, source: str) -> str | None:
-        """The validator of a resumable temp file left for `source`, if any."""
+        """The validator of a resumable temp file an earlier run left for `source`, if any
+        (no query for the usual case: nothing was left under that name)."""
+        if temp not in self._left_partials:
+            return None
         row = (
             self._connection()
             .execute("SELECT validator FROM partials WHERE temp = ? AND source = ?", (temp, source))
@@ -243,9 +254,9 @@ class StateStore:
     def drop_partial(self, temp: str) -> None:
         self._connection().execute("DELETE FROM partials WHERE temp = ?", (temp,))
 
-    def partial_temps(self) -> set[str]:
+    def partial_temps(self) -> frozenset[str]:
         """Names of all temp files registered for resuming (a few: only large bodies)."""
-        return {str(r[0]) for r in self._writer.execute("SELECT temp FROM partials")}
+        return frozenset(str(r[0]) for r in self._connection().execute("SELECT temp FROM partials"))
 
     def clear_failures(self, manifest: str) -> None:
         """A new run writes `manifest` afresh: forget the failures of the previous one."""

@@ -106,20 +106,23 @@ def _shutdown(conn: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+class _Watched:
+    """Mixin for urllib3 connections: while a response is awaited, the thread's `Watch`
+    (if any) holds the connection so it can cut it."""
+
     def getresponse(self) -> Any:
         watch = getattr(_waiting, "watch", None)
         if watch is not None:
             watch.attach(self)
-        return super().getresponse()
+        return super().getresponse()  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    def getresponse(self) -> Any:
-        watch = getattr(_waiting, "watch", None)
-        if watch is not None:
-            watch.attach(self)
-        return super().getresponse()
+class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(urllib3.HTTPConnectionPool):

@@ -93,7 +93,8 @@ class Worker:
             completed = self._store.completed(source.target)
             if completed is not None and not self._options.update:
                 return Outcome(source, Kind.SKIPPED, completed=completed)
-        transfer = self._transfer(source)
+        path = self._temp_path(source)
+        transfer = self._transfer(source, path)
         if self._options.deadline_s is not None:
             transfer.deadline = time.monotonic() + self._options.deadline_s
         policy = self._options.retry
@@ -102,7 +103,7 @@ class Worker:
             attempts += 1
             try:
                 transfer.check_deadline()
-                outcome = self._attempt(source, transfer, completed)
+                outcome = self._attempt(source, path, transfer, completed)
             except Interrupted:
                 self._abandon(transfer)
                 return Outcome(source, Kind.INTERRUPTED, attempts)
@@ -135,12 +136,11 @@ class Worker:
                 self._abandon(transfer)
                 return Outcome(source, Kind.INTERRUPTED, attempts)
 
-    def _transfer(self, source: Source) -> Transfer:
+    def _transfer(self, source: Source, path: Path) -> Transfer:
         """A fresh transfer, or the partial file an interrupted run left for this item."""
         transfer = Transfer(source.target)
         if self._store is None or source.kind is not SourceKind.HTTP:
             return transfer
-        path = self._temp_path(source)
         validator = self._store.partial(path.name, source.target)
         if validator is not None:
             transfer.temp = self._new_output(source, path, None, resume=True)
@@ -170,9 +170,10 @@ class Worker:
             resume=resume,
         )
 
-    def _attempt(self, source: Source, transfer: Transfer, completed: Completed | None) -> Outcome:
+    def _attempt(
+        self, source: Source, path: Path, transfer: Transfer, completed: Completed | None
+    ) -> Outcome:
         dirs, name = plan(source, self._options.layout)
-        path = self._temp_path(source)
         if source.kind is SourceKind.FILE:
             return self._copy(source, dirs, name, path, completed)
         conditional = completed.validators if completed is not None else None

@@ -216,7 +216,7 @@ def remove_quietly(path: Path) -> None:
         path.unlink()
 
 
-def remove_stale_temps(root: Path, keep: set[str]) -> None:
+def remove_stale_temps(root: Path, keep: frozenset[str]) -> None:
     """Temp files left by a killed run, except those registered for resuming."""
     with os.scandir(root) as entries:
         for entry in entries:
