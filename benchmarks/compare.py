@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import itertools
 import json
-import os
 import shlex
 import shutil
 import statistics
@@ -45,8 +44,8 @@ from pathlib import Path
 import corpus
 import peers
 from nginx import Nginx
-from peers import MIB, Batch, Outcome, Summary, Tool, fmt, run_measured
-from scale_check import HarnessError, check_fetcher, fetcher_cmd, pick_temp_root
+from peers import MIB, Batch, Outcome, Summary, Tool, fmt
+from scale_check import HarnessError, fetcher_cmd, pick_temp_root, run_measured
 
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = HERE / "results" / "compare.md"
@@ -222,13 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_from(args)
     peers.interrupt_on_sigterm()
     try:
-        subprocess.run(
-            ["bash", str(HERE / "setup.sh")],
-            env={**os.environ, "PYTHON": sys.executable},
-            timeout=900,
-            check=True,
-        )
-        check_fetcher(fetcher_cmd())
+        peers.install_peers()
         need = plan.files * 70 * 1024 + 512 * MIB
         with tempfile.TemporaryDirectory(
             prefix="fetcher-compare-", dir=pick_temp_root(need)

@@ -15,7 +15,6 @@ ceiling. Peers keep the server's folder structure; fetcher uses its default flat
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -29,8 +28,6 @@ import statistics
 import struct
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,15 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from scale_check import (
-    INTERRUPT_GRACE_S,
-    REPO,
-    TIME_BIN,
     Problems,
     Run,
-    child_env,
+    check_fetcher,
     fetcher_cmd,
     git_revision,
-    parse_time_v,
+    run_measured,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -332,65 +326,6 @@ def handwritten() -> Tool:
     return python_script("handwritten ThreadPool+requests", "handwritten.py")
 
 
-def run_measured(cmd: list[str], name: str, work: Path, limit_s: float) -> Run:
-    """Run cmd under /usr/bin/time -v (peak RSS, CPU), stdout to /dev/null, in its own
-    process group; SIGINT after limit_s (as Ctrl-C would), SIGKILL if it lingers.
-
-    Same contract as scale_check.run_measured, but the wall time is exact: that one waits
-    with Popen.wait(timeout), which polls in sleeps of up to 50 ms, too coarse for a
-    curl run of 0.3 s. Here the wait blocks and timers send the signals.
-    """
-    time_file = work / f"{name}.time"
-    err_file = work / f"{name}.stderr"
-    flags = {"interrupted": False, "killed": False}
-    with Path(os.devnull).open("wb") as out, err_file.open("wb") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [TIME_BIN, "-v", "-o", str(time_file), *cmd],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=REPO,
-            env=child_env(work),
-            start_new_session=True,
-        )
-
-        def signal_group(sig: signal.Signals, flag: str) -> None:
-            flags[flag] = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-
-        timers = [
-            threading.Timer(limit_s, signal_group, (signal.SIGINT, "interrupted")),
-            threading.Timer(limit_s + INTERRUPT_GRACE_S, signal_group, (signal.SIGKILL, "killed")),
-        ]
-        for timer in timers:
-            timer.daemon = True
-            timer.start()
-        try:
-            proc.wait()
-        finally:
-            wall = time.perf_counter() - start
-            for timer in timers:
-                timer.cancel()
-            if proc.poll() is None:  # the harness itself was interrupted
-                signal_group(signal.SIGKILL, "killed")
-                proc.wait()
-    report = parse_time_v(time_file)
-    rss = report.get("Maximum resident set size (kbytes)")
-    user, system = report.get("User time (seconds)"), report.get("System time (seconds)")
-    stderr_lines = err_file.read_text(errors="replace").strip().splitlines()
-    return Run(
-        exit_code=proc.returncode,
-        wall_s=wall,
-        maxrss_kib=int(rss) if rss else None,
-        cpu_s=float(user) + float(system) if user and system else None,
-        interrupted=flags["interrupted"],
-        killed=flags["killed"],
-        stderr_tail="\n".join(stderr_lines[-5:]),
-    )
-
-
 def run_tool(tool: Tool, batch: Batch, work: Path, run_no: int, timeout_s: float) -> Outcome:
     """One measured run into a fresh, empty output dir under work, then the check; the
     output is removed afterwards so tmpfs holds one copy at a time."""
@@ -459,6 +394,18 @@ def summarise(outcomes: Sequence[Outcome]) -> Summary:
         command=outcomes[0].command,
         problems=[f"run {o.run_no}: {p}" for o in outcomes for p in o.problems.samples[:2]],
     )
+
+
+def install_peers() -> None:
+    """setup.sh (installs nginx, the peers and parfive where missing), then a check that
+    the fetcher command to measure answers."""
+    subprocess.run(
+        ["bash", str(HERE / "setup.sh")],
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=900,
+        check=True,
+    )
+    check_fetcher(fetcher_cmd())
 
 
 def interrupt_on_sigterm() -> None:

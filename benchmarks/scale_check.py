@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -180,24 +181,18 @@ def parse_time_v(path: Path) -> dict[str, str]:
     return report
 
 
-def _killpg(pid: int, sig: signal.Signals) -> None:
-    """Signal the run's own process group (time + fetcher + its children), nothing else."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, sig)
-
-
 def run_measured(cmd: list[str], name: str, work: Path, limit_s: float) -> Run:
-    """Run cmd under /usr/bin/time -v, stdout to /dev/null; SIGINT after limit_s, then
-    SIGKILL if it lingers.
+    """Run cmd under /usr/bin/time -v (peak RSS, CPU), stdout to /dev/null, in its own
+    process group; SIGINT after limit_s (as Ctrl-C would), SIGKILL if it lingers.
 
-    The process gets its own group so the SIGINT reaches fetcher as a Ctrl-C would,
-    while GNU time ignores it and still reports the peak RSS.
+    The wall time is exact: Popen.wait(timeout) would poll in sleeps of up to 50 ms, too
+    coarse for a curl run of 0.3 s, so the wait blocks and timers send the signals.
     """
     time_file = work / f"{name}.time"
     err_file = work / f"{name}.stderr"
-    interrupted = killed = False
+    flags = {"interrupted": False, "killed": False}
     with Path(os.devnull).open("wb") as out, err_file.open("wb") as err:
-        start = time.monotonic()
+        start = time.perf_counter()
         proc = subprocess.Popen(
             [TIME_BIN, "-v", "-o", str(time_file), *cmd],
             stdin=subprocess.DEVNULL,
@@ -207,23 +202,28 @@ def run_measured(cmd: list[str], name: str, work: Path, limit_s: float) -> Run:
             env=child_env(work),
             start_new_session=True,
         )
+
+        def signal_group(sig: signal.Signals, flag: str) -> None:
+            flags[flag] = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+
+        timers = [
+            threading.Timer(limit_s, signal_group, (signal.SIGINT, "interrupted")),
+            threading.Timer(limit_s + INTERRUPT_GRACE_S, signal_group, (signal.SIGKILL, "killed")),
+        ]
+        for timer in timers:
+            timer.daemon = True
+            timer.start()
         try:
-            try:
-                proc.wait(timeout=limit_s)
-            except subprocess.TimeoutExpired:
-                interrupted = True
-                _killpg(proc.pid, signal.SIGINT)
-                try:
-                    proc.wait(timeout=INTERRUPT_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    killed = True
-                    _killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=INTERRUPT_GRACE_S)
+            proc.wait()
         finally:
+            wall = time.perf_counter() - start
+            for timer in timers:
+                timer.cancel()
             if proc.poll() is None:  # the harness itself was interrupted
-                _killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=INTERRUPT_GRACE_S)
-        wall = time.monotonic() - start
+                signal_group(signal.SIGKILL, "killed")
+                proc.wait()
     report = parse_time_v(time_file)
     rss = report.get("Maximum resident set size (kbytes)")
     user, system = report.get("User time (seconds)"), report.get("System time (seconds)")
@@ -233,8 +233,8 @@ def run_measured(cmd: list[str], name: str, work: Path, limit_s: float) -> Run:
         wall_s=wall,
         maxrss_kib=int(rss) if rss else None,
         cpu_s=float(user) + float(system) if user and system else None,
-        interrupted=interrupted,
-        killed=killed,
+        interrupted=flags["interrupted"],
+        killed=flags["killed"],
         stderr_tail="\n".join(stderr_lines[-5:]),
     )
 

@@ -23,7 +23,6 @@ Writes benchmarks/results/sweep.md and sweep.png. Exit 0 when every run passed i
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import peers
 from latency import LatencyError, LatencyLink
 from nginx import Nginx, NginxError
 from peers import MIB, Batch, Outcome, fmt
-from scale_check import HarnessError, check_fetcher, fetcher_cmd, pick_temp_root
+from scale_check import HarnessError, pick_temp_root
 
 HERE = Path(__file__).resolve().parent
 RESULTS_MD = HERE / "results" / "sweep.md"
@@ -135,13 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     grid = [(c, w) for w in workers for c in chunks]
     peers.interrupt_on_sigterm()
     try:
-        subprocess.run(
-            ["bash", str(HERE / "setup.sh")],
-            env={**os.environ, "PYTHON": sys.executable},
-            timeout=900,
-            check=True,
-        )
-        check_fetcher(fetcher_cmd())
+        peers.install_peers()
         need = args.small * 70 * 1024 + 3 * MIX_LARGE * MIX_LARGE_MIB * MIB + 256 * MIB
         with tempfile.TemporaryDirectory(prefix="fetcher-sweep-", dir=pick_temp_root(need)) as tmp:
             header = peers.context_lines(Path(tmp).parent)
