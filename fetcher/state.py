@@ -101,6 +101,7 @@ class StateStore:
         if attach_to_run is not None:
             self._run = attach_to_run
             self._left_partials = self.partial_temps()
+            self._earlier_outputs = self._any_earlier_outputs()
             return
         refuse_symlinks(state_dir, *(state_dir / n for n in (DB_NAME, *_DB_SIDE_FILES, LOCK_NAME)))
         state_dir.mkdir(exist_ok=True)
@@ -129,6 +130,15 @@ class StateStore:
         # This run's number: outputs it places are not `completed` for itself, so a source
         # listed twice is fetched twice, whatever the timing.
         self._run = (latest or 0) + 1
+        self._earlier_outputs = self._any_earlier_outputs()
+
+    def _any_earlier_outputs(self) -> bool:
+        row = (
+            self._connection()
+            .execute("SELECT 1 FROM outputs WHERE run < ? LIMIT 1", (self._run,))
+            .fetchone()
+        )
+        return row is not None
 
     def _open_schema(self, state_dir: Path) -> sqlite3.Connection:
         writer = self._connection()
@@ -163,7 +173,10 @@ class StateStore:
         return conn
 
     def completed(self, source: str) -> Completed | None:
-        """The output recorded for `source`, if the file on disk is still exactly that one."""
+        """The output recorded for `source`, if the file on disk is still exactly that one
+        (no query on a first run: a read per item costs a handful of system calls)."""
+        if not self._earlier_outputs:
+            return None
         rows = self._connection().execute(
             "SELECT path, bytes, sha256, ino, mtime_ns, http_status, etag, last_modified"
             " FROM outputs WHERE source = ? AND run < ? ORDER BY rowid",

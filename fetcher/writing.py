@@ -128,13 +128,7 @@ class TempOutput:
         run keeps the file instead of removing it."""
         self._file = self._open_existing() if resume else None
         if self._file is None:
-            remove_quietly(path)  # a stale temp of an earlier run, or anything planted there
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            try:
-                fd = os.open(path, flags, 0o644)
-            except OSError as exc:
-                raise os_item_error(exc, f"cannot create {path}") from exc
-            self._file = os.fdopen(fd, "wb", buffering=0)
+            self._file = os.fdopen(_create(path), "wb", buffering=0)
         live.add(self)
 
     def _new_hashes(self) -> dict[str, Any]:
@@ -209,6 +203,20 @@ class TempOutput:
     def placed(self) -> None:
         """The file was renamed into place or consumed: no longer ours to clean up."""
         self._live.discard(self.path)
+
+
+def _create(path: Path) -> int:
+    """A new, empty file; a stale temp of an earlier run (or anything planted there) is
+    removed first, never opened or followed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        try:
+            return os.open(path, flags, 0o644)
+        except FileExistsError:
+            remove_quietly(path)
+            return os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise os_item_error(exc, f"cannot create {path}") from exc
 
 
 def remove_quietly(path: Path) -> None:

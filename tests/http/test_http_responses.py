@@ -7,6 +7,7 @@ mocks too; a request nothing matches fails as a connection error, never reaches 
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import random
@@ -336,6 +337,46 @@ def test_extra_headers_are_sent(mock: responses.RequestsMock, tmp_path: Path) ->
     assert sent["Authorization"] == "Bearer s3cret"
     assert sent["X-Token"] == "tok-123"
     assert sent["Accept"] == "text/csv"
+
+
+def test_default_request_headers(mock: responses.RequestsMock, tmp_path: Path) -> None:
+    mock.get("http://a.test/x", body=b"x")
+    fetch(["http://a.test/x"], tmp_path)
+    sent = mock.calls[0].request.headers
+    assert sent["Accept-Encoding"] == "identity"
+    assert sent["User-Agent"].startswith("fetcher/")
+    assert "Cookie" not in sent
+    assert "Authorization" not in sent
+
+
+def test_extra_header_overrides_a_default_whatever_its_case(
+    mock: responses.RequestsMock, tmp_path: Path
+) -> None:
+    mock.get("http://a.test/x", body=b"x")
+    fetch(["http://a.test/x"], tmp_path, headers=(("user-agent", "mine/1.0"),))
+    sent = mock.calls[0].request.headers
+    assert [v for k, v in sent.items() if k.lower() == "user-agent"] == ["mine/1.0"]
+
+
+def test_cookie_set_by_a_server_is_sent_back_on_later_requests(
+    mock: responses.RequestsMock, tmp_path: Path
+) -> None:
+    mock.get("http://a.test/login", body=b"x", headers={"Set-Cookie": "session=abc; Path=/"})
+    mock.get("http://a.test/data", body=b"y")
+    # One worker: a server's cookies live in the session of the thread that received them.
+    fetch(["http://a.test/login", "http://a.test/data"], tmp_path, workers=1)
+    assert "Cookie" not in calls_to(mock, "http://a.test/login")[0].headers
+    assert calls_to(mock, "http://a.test/data")[0].headers["Cookie"] == "session=abc"
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth(
+    mock: responses.RequestsMock, tmp_path: Path
+) -> None:
+    mock.get("http://user:pa%20ss@a.test/x", body=b"x")  # `responses` matches the URL as sent
+    (result,) = fetch(["http://user:pa%20ss@a.test/x"], tmp_path)
+    assert result.status is Status.OK
+    expected = "Basic " + base64.b64encode(b"user:pa ss").decode()
+    assert mock.calls[0].request.headers["Authorization"] == expected
 
 
 def test_extra_headers_not_sent_after_redirect_to_another_host(
