@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
+from fetcher.digests import Digests
 from fetcher.errors import ItemError
 
 TEMP_PREFIX = ".fetcher-"
@@ -121,7 +121,7 @@ class TempOutput:
         self._max_size = max_size
         self._on_bytes = on_bytes
         self._md5 = md5
-        self._hashes = self._new_hashes()
+        self._digests = Digests(md5=md5)
         self._live = live
         self.resumable = False
         """Set once the bytes so far can be continued by a later run: then an interrupted
@@ -130,12 +130,6 @@ class TempOutput:
         if self._file is None:
             self._file = os.fdopen(_create(path), "wb", buffering=0)
         live.add(self)
-
-    def _new_hashes(self) -> dict[str, Any]:
-        hashes: dict[str, Any] = {"sha256": hashlib.sha256()}
-        if self._md5:
-            hashes["md5"] = hashlib.md5(usedforsecurity=False)
-        return hashes
 
     def _open_existing(self) -> BinaryIO | None:
         """Reopen a partial file left by an interrupted run, re-hashing what it holds."""
@@ -148,8 +142,7 @@ class TempOutput:
             handle.close()
             return None
         while block := handle.read(1024 * 1024):
-            for digest in self._hashes.values():
-                digest.update(block)
+            self._digests.update(block)
             self.size += len(block)
         return handle
 
@@ -157,8 +150,7 @@ class TempOutput:
         self.size += len(data)
         if self._max_size is not None and self.size > self._max_size:
             raise ItemError("too_large", f"body exceeds --max-size ({self._max_size} bytes)")
-        for digest in self._hashes.values():
-            digest.update(data)
+        self._digests.update(data)
         view = memoryview(data)
         assert self._file is not None
         try:
@@ -175,16 +167,17 @@ class TempOutput:
         self._file.truncate(0)
         self._file.seek(0)  # or the next write lands after a hole at the old offset
         self.size = 0
-        self._hashes = self._new_hashes()
+        self._digests.finish()
+        self._digests = Digests(md5=self._md5)
 
     @property
     def sha256(self) -> str:
-        return str(self._hashes["sha256"].hexdigest())
+        return self._digests.hexdigest("sha256")
 
     def verify(self, checksums: tuple[tuple[str, str], ...]) -> None:
         """Compare with the expected digests; a mismatch fails the item."""
         for algorithm, expected in checksums:
-            actual = self._hashes[algorithm].hexdigest()
+            actual = self._digests.hexdigest(algorithm)
             if actual != expected:
                 raise ItemError(
                     "checksum_mismatch", f"{algorithm} is {actual}, expected {expected}"
@@ -193,10 +186,12 @@ class TempOutput:
     def close(self) -> None:
         assert self._file is not None
         self._file.close()
+        self._digests.finish()
 
     def discard(self) -> None:
         assert self._file is not None
         self._file.close()
+        self._digests.finish()
         remove_quietly(self.path)
         self._live.discard(self.path)
 
