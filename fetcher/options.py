@@ -66,7 +66,8 @@ class FetchOptions:
     """Worker threads in the pool."""
     processes: int = 1
     """Processes, each running its own pool of `workers / processes` threads; more than one
-    helps when the interpreter lock, not the network, limits throughput."""
+    helps when the interpreter lock, not the network, limits throughput. Children are
+    spawned: a script using this must guard its entry point (`if __name__ == "__main__":`)."""
     chunksize: int | None = None
     """Items per pool task; None lets `fetcher.pool.auto_chunksize` choose."""
     layout: Layout = Layout.FLAT
