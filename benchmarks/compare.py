@@ -248,7 +248,10 @@ TTY_VARIANTS = (
     ("--no-progress", ("--no-progress",)),
     ("--no-progress --manifest /dev/null", ("--no-progress", "--manifest", "/dev/null")),
 )
-PEERS = ("curl --parallel", "wget2", "aria2c", "parfive", "handwritten ThreadPool+requests")
+MINIMAL = "minimal requests script, 2 processes"
+PEERS = (
+    "curl --parallel", "wget2", "aria2c", "parfive", "handwritten ThreadPool+requests", MINIMAL,
+)  # fmt: skip
 CEILING = "curl -o /dev/null (1 stream)"
 
 
@@ -292,6 +295,7 @@ def measure(plan: Plan, work: Path) -> Measured:
         peers.aria2c(),
         peers.parfive(),
         peers.handwritten(),
+        peers.requests_minimal(),
         *[peers.fetcher(TTY + name, *conns, *opts, terminal=True) for name, opts in TTY_VARIANTS],
     ]
     large_tools = [
@@ -342,7 +346,11 @@ def small_section(m: Measured) -> tuple[list[str], list[Target]]:
     out += [
         "",
         "`fetcher` is the default command (`-j 16`, every default on);"
-        f" `{PROCESSES}` shares the same 16 threads between two processes.",
+        f" `{PROCESSES}` shares the same 16 threads between two processes."
+        f" `{MINIMAL}` (`requests_minimal.py`) is the fastest requests-based downloader we"
+        " could write, with everything fetcher adds taken away (no hashing, temp files,"
+        " order, manifest or state): what requests itself allows here, so the small-file"
+        " targets can be read against it.",
         "",
         f"| ratio (median files/s) | fetcher | {PROCESSES} |",
         "|---|---:|---:|",
@@ -363,6 +371,15 @@ def small_section(m: Measured) -> tuple[list[str], list[Target]]:
             lambda v: v >= 0.5,
         ),
     ]
+    minimal = small[MINIMAL].files_per_s
+    if minimal is not None:
+        out += [
+            "",
+            f"The minimal requests script reaches {fmt(minimal)} files/s:"
+            f" {fmt(ratio(minimal, small['parfive'].files_per_s), '.2f')} x parfive and"
+            f" {fmt(ratio(minimal, small['curl --parallel'].files_per_s), '.2f')} x"
+            " curl --parallel.",
+        ]
     return out, targets
 
 

@@ -300,8 +300,8 @@ def aria2c() -> Tool:
     return Tool("aria2c", argv, files_verifier(same_path))
 
 
-def python_script(name: str, script: str) -> Tool:
-    """One of the Python scripts beside this file: SCRIPT LIST OUT -j 16."""
+def python_script(name: str, script: str, *options: str) -> Tool:
+    """One of the Python scripts beside this file: SCRIPT LIST OUT -j 16 OPTIONS."""
 
     def argv(batch: Batch, out: Path, scratch: Path) -> list[str]:
         return [
@@ -311,6 +311,7 @@ def python_script(name: str, script: str) -> Tool:
             str(out),
             "-j",
             str(CONNECTIONS),
+            *options,
         ]
 
     return Tool(name, argv, files_verifier(same_path))
@@ -324,6 +325,13 @@ def parfive() -> Tool:
 def handwritten() -> Tool:
     """ThreadPool(16) + one requests.get per item."""
     return python_script("handwritten ThreadPool+requests", "handwritten.py")
+
+
+def requests_minimal() -> Tool:
+    """The fastest requests-based script we could write, on two processes: a ceiling."""
+    return python_script(
+        "minimal requests script, 2 processes", "requests_minimal.py", "--processes", "2"
+    )
 
 
 def run_tool(tool: Tool, batch: Batch, work: Path, run_no: int, timeout_s: float) -> Outcome:
