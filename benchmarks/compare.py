@@ -20,8 +20,9 @@ medians are taken over the runs that passed their check.
 
     python benchmarks/compare.py [--runs 3] [--files 5000] [--quick]
 
-Writes benchmarks/results/compare.md and prints it. Exit status: 0 when every run passed
-its check, 1 when some tool failed one, 2 when the harness could not run.
+Writes benchmarks/results/compare.md (results/quick/ with --quick) and prints it. Exit
+status: 0 when every run passed its check, 1 when some tool failed one, 2 when the harness
+could not run.
 """
 
 from __future__ import annotations
@@ -47,8 +48,6 @@ from nginx import Nginx
 from peers import MIB, Batch, Outcome, Summary, Tool, fmt
 from scale_check import HarnessError, fetcher_cmd, pick_temp_root, run_measured
 
-HERE = Path(__file__).resolve().parent
-RESULTS_FILE = HERE / "results" / "compare.md"
 SMALL_TIMEOUT_S = 300.0
 LARGE_TIMEOUT_S = 600.0
 HELP_RUNS = 10
@@ -234,10 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("compare: interrupted; nginx stopped, scratch data removed", file=sys.stderr)
         return 130
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(report)
+    results_file = peers.results_dir(args.quick) / "compare.md"
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.write_text(report)
     print(report)
-    print(f"written to {RESULTS_FILE}")
+    print(f"written to {results_file}")
     return 0 if measured.all_ok else 1
 
 

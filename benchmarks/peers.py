@@ -44,6 +44,13 @@ from scale_check import (
 )
 
 HERE = Path(__file__).resolve().parent
+
+
+def results_dir(quick: bool) -> Path:
+    """Where a report goes: smoke runs (`--quick`) never overwrite the measured results."""
+    return HERE / "results" / "quick" if quick else HERE / "results"
+
+
 MIB = 1 << 20
 HASH_BLOCK = MIB
 STATE_DIR = ".fetcher"  # fetcher's state store and default manifest, inside the output dir

@@ -16,8 +16,8 @@ interleaved across points (round robin) and the median files/s is kept.
 
     python benchmarks/sweep.py [--quick] [--runs 2] [--scenarios loopback,latency,mix]
 
-Writes benchmarks/results/sweep.md and sweep.png. Exit 0 when every run passed its check,
-1 when some failed, 2 when the harness could not run.
+Writes benchmarks/results/sweep.md and sweep.png (results/quick/ with --quick). Exit 0 when
+every run passed its check, 1 when some failed, 2 when the harness could not run.
 """
 
 from __future__ import annotations
@@ -39,9 +39,6 @@ from nginx import Nginx, NginxError
 from peers import MIB, Batch, Outcome, fmt
 from scale_check import HarnessError, pick_temp_root
 
-HERE = Path(__file__).resolve().parent
-RESULTS_MD = HERE / "results" / "sweep.md"
-RESULTS_PNG = HERE / "results" / "sweep.png"
 CHUNKS = ("1", "2", "4", "8", "16", "32", "auto")
 WORKERS = (4, 8, 16, 32, 64)
 QUICK_CHUNKS = ("1", "4", "16", "auto")
@@ -152,11 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         print("sweep: interrupted; servers and namespace removed", file=sys.stderr)
         return 130
     report = render(results, header, chunks, workers)
-    RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_MD.write_text(report)
-    plot(results, chunks, workers)
+    folder = peers.results_dir(args.quick)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sweep.md").write_text(report)
+    plot(results, chunks, workers, folder / "sweep.png")
     print(report)
-    print(f"written to {RESULTS_MD} and {RESULTS_PNG}")
+    print(f"written to {folder / 'sweep.md'} and {folder / 'sweep.png'}")
     ok = all(o.ok for r in results for runs in r.runs.values() for o in runs)
     return 0 if ok else 1
 
@@ -260,7 +258,9 @@ def render(
     return "\n".join(out)
 
 
-def plot(results: list[ScenarioResult], chunks: Sequence[str], workers: Sequence[int]) -> None:
+def plot(
+    results: list[ScenarioResult], chunks: Sequence[str], workers: Sequence[int], target: Path
+) -> None:
     """One panel per scenario: files/s against chunksize, a line per worker count, auto as
     a star at the right end in the line's colour."""
     import matplotlib
@@ -290,8 +290,7 @@ def plot(results: list[ScenarioResult], chunks: Sequence[str], workers: Sequence
         ax.legend(fontsize=8)
     fig.suptitle("fetcher: chunksize x workers", fontsize=12)
     fig.tight_layout()
-    RESULTS_PNG.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(RESULTS_PNG, dpi=110)
+    fig.savefig(target, dpi=110)
     plt.close(fig)
 
 
