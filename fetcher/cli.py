@@ -203,7 +203,8 @@ def tune(
     ca_bundle: CaBundle = None,
 ) -> None:
     """Fetch a sample of the lists under several -j/--chunksize settings (into a temporary
-    folder, deleted after each trial) and recommend the fastest."""
+    folder, deleted after each trial) and recommend the fastest; when the CPU is the limit,
+    try --processes too."""
     given = dict(locals())
     from fetcher.run import TuneCommand
 

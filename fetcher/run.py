@@ -9,10 +9,10 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fetcher.errors import UsageError
 from fetcher.interrupts import Interrupts
@@ -33,6 +33,9 @@ from fetcher.results import ErrorInfo, Result, Status
 from fetcher.sources import Source, parse_source
 from fetcher.tables import ListFormat
 from fetcher.writing import STATE_DIR
+
+if TYPE_CHECKING:
+    from fetcher.tune import Trial
 
 DEFAULT_MANIFEST = "manifest.jsonl"
 
@@ -265,27 +268,48 @@ class TuneCommand:
         return cls(tuple(lists), sample, options)
 
     def run(self, interrupts: Interrupts) -> int:
-        from fetcher.tune import recommend, run_trials, table
+        from fetcher.tune import processes_to_try, recommend, run_trials, table
 
         sources = read_lists(self.lists, sys.stdin.buffer)
         sample = list(itertools.islice(sources, self.sample))
         if not sample:
             raise UsageError("the lists hold no items to sample")
         print(f"Sampling {len(sample)} items per trial...", file=sys.stderr)
-        trials = []
-        for trial in run_trials(sample, self.options, interrupts.check):
-            print(
-                f"  -j {trial.workers:>2} --chunksize {trial.chunksize or 'auto'}:"
-                f" {trial.items_per_s:.0f} items/s",
-                file=sys.stderr,
-            )
-            trials.append(trial)
+        trials = self._trials(run_trials(sample, self.options, interrupts.check))
         if all(t.failed == t.items for t in trials):
             print("fetcher: every item of the sample failed in every trial; nothing to"
                   " recommend (check the list with `fetcher fetch`)", file=sys.stderr)  # fmt: skip
             return 1
+        best = recommend(trials)
+        processes = processes_to_try(best, os.cpu_count())
+        if processes is not None:
+            print(f"  CPU-bound at -j {best.workers}: one more trial on {processes} processes",
+                  file=sys.stderr)  # fmt: skip
+            more = run_trials(
+                sample,
+                self.options,
+                interrupts.check,
+                workers_grid=[best.workers],
+                chunksize_grid=[None],  # chunksize 1 would cross processes per item
+                processes=processes,
+            )
+            trials += self._trials(more)
         print(table(trials, recommend(trials)))
         return 0
+
+    @staticmethod
+    def _trials(trials: Iterable[Trial]) -> list[Trial]:
+        """The trials, each reported on stderr as it finishes."""
+        done = []
+        for trial in trials:
+            processes = f" --processes {trial.processes}" if trial.processes > 1 else ""
+            print(
+                f"  -j {trial.workers:>2} --chunksize {trial.chunksize or 'auto'}{processes}:"
+                f" {trial.items_per_s:.0f} items/s",
+                file=sys.stderr,
+            )
+            done.append(trial)
+        return done
 
 
 def _reparse(row: dict[str, Any]) -> Source:

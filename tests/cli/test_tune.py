@@ -6,11 +6,23 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from fetcher.tune import CHUNKSIZE_GRID, WORKERS_GRID, Trial, recommend, table
+from fetcher.options import FetchOptions, RetryPolicy
+from fetcher.sources import parse_source
+from fetcher.tune import (
+    CHUNKSIZE_GRID,
+    MAX_PROCESSES,
+    WORKERS_GRID,
+    Trial,
+    processes_to_try,
+    recommend,
+    run_trials,
+    table,
+)
 from tests.clirun import fetcher_command, write_list
 from tests.server import TestServer
 
@@ -47,7 +59,7 @@ def test_tune_prints_a_table_and_one_recommendation(
     match = re.search(r"^Recommended: -j (\d+) --chunksize (\S+) ", run.stdout, re.MULTILINE)
     assert match is not None and match.group(1) == workers
     for row in rows:  # every trial fetched the whole sample without a failure
-        assert row.split("|")[5].strip() == "0"
+        assert row.split("|")[8].strip() == "0"
 
 
 def test_tune_fetches_only_the_sample_once_per_trial(
@@ -101,8 +113,22 @@ def test_tune_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str)
     assert "Traceback" not in run.stderr
 
 
-def trial(workers: int, chunksize: int | None, items_per_s: float, failed: int = 0) -> Trial:
-    return Trial(workers, chunksize, chunksize or 1, 100, failed, 1000, 100 / items_per_s)
+def trial(
+    workers: int,
+    chunksize: int | None,
+    items_per_s: float,
+    failed: int = 0,
+    *,
+    processes: int = 1,
+    start_s: float = 0.0,
+    cpu_share: float = 0.5,
+) -> Trial:
+    """A finished trial of 101 items: the first at `start_s`, the other 100 at the rate."""
+    running = 100 / items_per_s
+    return Trial(
+        workers, chunksize, chunksize or 1, 101, failed, 1000, start_s + running,
+        processes, cpu_share * running, start_s,
+    )  # fmt: skip
 
 
 def test_recommend_takes_the_fastest_clear_winner() -> None:
@@ -124,5 +150,58 @@ def test_table_marks_the_choice_and_names_auto_with_what_it_picked() -> None:
     trials = [trial(4, 1, 100), trial(8, None, 150)]
     text = table(trials, trials[1])
     chosen = next(line for line in text.splitlines() if "← recommended" in line)
-    assert chosen.startswith("| 8 | auto (1) | 150 |")
-    assert "Recommended: -j 8 --chunksize auto (150 items/s" in text
+    assert chosen.startswith("| 8 | auto (1) | 1 | 0.00 | 150 | 0.0 | 50 % | 0 |")
+    assert "Recommended: -j 8 --chunksize auto (150 items/s once running" in text
+
+
+def test_rate_is_measured_once_running() -> None:
+    """Start-up (0.3 s for processes) is a fixed cost a sample weighs far more than a long
+    list: the rate counts from the first result."""
+    assert trial(4, 1, 200, start_s=0.3).items_per_s == pytest.approx(200)
+    assert trial(4, 1, 200, start_s=0.3).seconds == pytest.approx(0.8)
+
+
+def test_processes_are_tried_only_when_the_best_trial_was_cpu_bound() -> None:
+    busy = trial(16, None, 200, cpu_share=1.3)  # 0.5 s running
+    assert processes_to_try(trial(16, None, 200, cpu_share=0.3), cpus=8) is None
+    assert processes_to_try(trial(16, None, 2000, cpu_share=1.3), cpus=8) is None  # too short
+    assert processes_to_try(busy, cpus=1) is None
+    assert processes_to_try(busy, cpus=None) is None
+    assert processes_to_try(busy, cpus=2) == 2
+    assert processes_to_try(busy, cpus=64) == MAX_PROCESSES
+    assert processes_to_try(trial(2, None, 200, cpu_share=1.3), cpus=8) == 2  # >= 1 thread each
+
+
+def test_recommend_takes_processes_only_when_clearly_faster() -> None:
+    alone = trial(16, None, 1000)
+    assert recommend([alone, trial(16, None, 1040, processes=2)]) is alone
+    faster = trial(16, None, 1500, processes=2)
+    assert recommend([alone, faster]) is faster
+
+
+def test_table_with_processes_gives_the_break_even_list_length() -> None:
+    alone = trial(16, None, 1000, start_s=0.02)
+    chosen = trial(16, None, 2000, processes=2, start_s=0.32)
+    text = table([alone, chosen], chosen)
+    row = next(line for line in text.splitlines() if "← recommended" in line)
+    assert row.startswith("| 16 | auto (1) | 2 | 0.32 | 2000 |")
+    assert "| - |" in row  # the children's CPU is not this process's
+    assert "Recommended: -j 16 --chunksize auto --processes 2 (2000 items/s" in text
+    # 0.30 s later, 0.5 ms saved per item: 600 items to break even.
+    assert "start 0.30 s later than -j 16 alone" in text
+    assert "longer than about 600 items" in text
+
+
+def test_a_processes_trial_fetches_the_whole_sample(
+    http_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    sample = [
+        parse_source(http_server.url(f"/bytes/p{i}?size=500"), i, tmp_path) for i in range(12)
+    ]
+    base = FetchOptions(retry=RetryPolicy(retries=0))
+    (result,) = run_trials(sample, base, workers_grid=[4], chunksize_grid=[None], processes=2)
+    assert (result.processes, result.items, result.failed) == (2, 12, 0)
+    assert result.bytes == 12 * 500
+    assert 0 < result.start_s <= result.seconds
+    assert list(tmp_path.iterdir()) == []
