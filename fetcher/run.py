@@ -268,7 +268,7 @@ class TuneCommand:
         return cls(tuple(lists), sample, options)
 
     def run(self, interrupts: Interrupts) -> int:
-        from fetcher.tune import processes_to_try, recommend, run_trials, table
+        from fetcher.tune import processes_to_try, recommend, run_trials, table, usable_cpus
 
         sources = read_lists(self.lists, sys.stdin.buffer)
         sample = list(itertools.islice(sources, self.sample))
@@ -281,7 +281,7 @@ class TuneCommand:
                   " recommend (check the list with `fetcher fetch`)", file=sys.stderr)  # fmt: skip
             return 1
         best = recommend(trials)
-        processes = processes_to_try(best, os.cpu_count())
+        processes = processes_to_try(best, usable_cpus())
         if processes is not None:
             print(f"  CPU-bound at -j {best.workers}: one more trial on {processes} processes",
                   file=sys.stderr)  # fmt: skip
