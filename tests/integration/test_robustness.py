@@ -242,6 +242,27 @@ def test_cut_body_is_resumed_with_range_and_if_range(
     assert temp_files(tmp_path) == []
 
 
+@pytest.mark.parametrize("ranges", ["1", "0"])
+def test_large_cut_body_hashes_right_whether_resumed_or_restarted(
+    http_server: TestServer, tmp_path: Path, ranges: str
+) -> None:
+    """Bodies past `digests.OFFLOAD_BYTES` are hashed on a helper thread: a continued range
+    (ranges=1) and a full restart after an ignored Range (ranges=0) must both hash exactly
+    the final bytes."""
+    size, cut = 10_000_000, 6_000_000
+    [result] = fetch_all(
+        [http_server.url(f"/file/big{ranges}.bin?size={size}&cut={cut}&ranges={ranges}")],
+        output_dir=tmp_path,
+        retry=QUICK_RETRY,
+    )
+    assert result.status is Status.OK, result.error
+    expected = file_body(f"big{ranges}.bin", size)
+    assert (result.bytes, result.sha256) == (size, sha256(expected))
+    assert (tmp_path / f"big{ranges}.bin").read_bytes() == expected
+    statuses = [entry["status"] for entry in http_server.file_log(f"big{ranges}.bin")]
+    assert statuses == ([200, 206] if ranges == "1" else [200, 200])
+
+
 def test_server_ignoring_range_gets_a_full_restart(http_server: TestServer, tmp_path: Path) -> None:
     [result] = fetch_all(
         [http_server.url(f"/file/norange.bin?size={SIZE}&cut={CUT}&ranges=0")],

@@ -110,3 +110,23 @@ def test_temp_output_restarted_mid_offload_hashes_only_the_new_body(tmp_path: Pa
     assert temp.sha256 == hashlib.sha256(whole).hexdigest()
     assert (tmp_path / "t.part").read_bytes() == whole
     assert not helpers()
+
+
+def test_temp_output_resumed_from_a_large_partial_hashes_old_and_new_bytes(
+    tmp_path: Path,
+) -> None:
+    """A partial left by an interrupted run is re-hashed on reopening (offloaded past the
+    threshold), then the rest of the body continues it."""
+    head, tail = blocks(OFFLOAD_BYTES + 3 * BLOCK), blocks(2 * BLOCK, seed=10)
+    path = tmp_path / "t.part"
+    path.write_bytes(b"".join(head))
+    temp = TempOutput(path, LiveTemps(), resume=True, md5=True)
+    assert temp.size == len(b"".join(head))
+    for block in tail:
+        temp.write(block)
+    temp.close()
+    whole = b"".join(head + tail)
+    assert temp.sha256 == hashlib.sha256(whole).hexdigest()
+    temp.verify((("md5", hashlib.md5(whole).hexdigest()),))
+    assert path.read_bytes() == whole
+    assert not helpers()
