@@ -12,84 +12,79 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from fetcher.errors import ItemError
+from fetcher.errors import ItemError, OutputClosed
 from fetcher.naming import with_counter
 from fetcher.results import ErrorInfo, Result, Status
 from fetcher.sources import Source, source_to_json
-from fetcher.state import StateStore
-from fetcher.worker import Kind, Outcome
-from fetcher.writing import CompleteTemp, make_dir, place
+from fetcher.state import StateStore, StoreWriteError
+from fetcher.temps import CompleteTemp, make_dir, place
+from fetcher.work import AlreadyDone, Failed, Fetched, Outcome, Stopped
 
-MAX_COLLISIONS = 10_000
+FOLDERS_CACHED = 65_536
+"""Folders resolved by this run (made, or found in place), so a mirror of many files in
+few folders does not ask the file system again for every file."""
 
 
 @dataclass(frozen=True)
 class FailureLog:
     """Where failed items are remembered for `fetcher retry`: one manifest's entries in the
-    state store. `retrying` also clears entries of items that now succeed."""
+    state store."""
 
     store: StateStore
     manifest: str
-    retrying: bool = False
 
     def note(self, source: Source, result: Result) -> None:
         if result.status is Status.FAILED:
             self.store.remember_failure(self.manifest, source.index, source_to_json(source))
-        elif self.retrying:
-            self.store.forget_failure(self.manifest, source.index)
 
 
-def _base(outcome: Outcome) -> Result:
+def result_of(outcome: Outcome) -> Result:
+    """The manifest row of an outcome, before the committer names or places anything."""
     source = outcome.source
-    return Result(
+    base = Result(
         index=source.index,
-        source=source.text,
+        source=source.shown,
         path=None,
         status=Status.FAILED,
         attempts=outcome.attempts,
         elapsed_s=outcome.elapsed_s,
-        http_status=outcome.http_status,
-        error=outcome.error,
         extra=dict(source.extra),
     )
-
-
-def _already_done(outcome: Outcome, base: Result) -> Result | None:
-    """The result of a skipped or unchanged item: its earlier output, as recorded."""
-    done = outcome.completed
-    if outcome.kind not in (Kind.SKIPPED, Kind.UNCHANGED) or done is None:
-        return None
-    unchanged = outcome.kind is Kind.UNCHANGED
-    return replace(
-        base,
-        path=done.path,
-        status=Status.UNCHANGED if unchanged else Status.SKIPPED,
-        bytes=done.bytes,
-        sha256=done.sha256,
-        http_status=outcome.http_status if unchanged else done.http_status,
-    )
-
-
-def _store_error(exc: sqlite3.OperationalError) -> ErrorInfo:
-    text = str(exc)
-    if "full" in text:
-        return ErrorInfo("disk_full", f"the state store cannot be written: {text}")
-    return ErrorInfo("state_store", f"the state store cannot be written: {text}")
+    match outcome:
+        case AlreadyDone(completed=done, unchanged=unchanged, http_status=status):
+            return replace(
+                base,
+                path=done.path,
+                status=Status.UNCHANGED if unchanged else Status.SKIPPED,
+                bytes=done.bytes,
+                sha256=done.sha256,
+                http_status=status,
+            )
+        case Failed(error=error, http_status=status):
+            return replace(base, error=error, http_status=status)
+        case Fetched(temp=temp, http_status=status):
+            return replace(
+                base, status=Status.OK, bytes=temp.size, sha256=temp.sha256, http_status=status
+            )
+        case Stopped():
+            raise ValueError("a stopped item has no result")
 
 
 @dataclass
 class _Step:
-    """One outcome on its way to a result: `rel` is where its temp file goes."""
+    """One outcome on its way to a result; `rel` is where its temp file goes."""
 
     outcome: Outcome
     result: Result
     rel: str | None = None
+
+    def fail(self, error: ErrorInfo) -> None:
+        self.result = replace(self.result, status=Status.FAILED, path=None, error=error)
 
 
 class Committer:
@@ -106,70 +101,74 @@ class Committer:
         self._store = store
         self._stream = stream
         self._failures = failures
+        self._folders: dict[str, str] = {}
 
     def commit(self, outcomes: Sequence[Outcome]) -> list[Result]:
         """Results for a batch of outcomes, in the same order."""
+        steps = [_Step(o, result_of(o)) for o in outcomes]
         if self._store is None:
-            steps = [self._decide(o) for o in outcomes]
+            for step in steps:
+                self._name(step)
         else:
             try:
                 with self._store.transaction():
-                    steps = [self._decide(o) for o in outcomes]
+                    for step in steps:
+                        self._name(step)
                     self._note_failures(steps)
-            except sqlite3.OperationalError as exc:  # the store's disk is full, or failing
-                steps = [self._unrecorded(o, _store_error(exc)) for o in outcomes]
-        moved = [self._deliver(step) for step in steps]
-        if any(moved) and self._store is not None:
-            with self._store.transaction():  # a rename failed: rare, noted on its own
-                self._note_failures([step for step, bad in zip(steps, moved, strict=True) if bad])
+            except StoreWriteError as exc:
+                self._unrecorded(steps, ErrorInfo(exc.error_type, str(exc)))
+        moved = [step for step in steps if self._deliver(step)]
+        if moved and self._store is not None:
+            try:
+                with self._store.transaction():  # a rename failed: rare, noted on its own
+                    self._note_failures(moved)
+            except StoreWriteError:
+                pass  # the rows say it failed; only `retry` will not find them
         return [step.result for step in steps]
 
-    def _unrecorded(self, outcome: Outcome, error: ErrorInfo) -> _Step:
+    def _unrecorded(self, steps: Sequence[_Step], error: ErrorInfo) -> None:
         """The batch could not be recorded: nothing of it is placed, its temps are freed."""
-        base = _base(outcome)
-        if outcome.temp is not None:
-            outcome.temp.discard()
-            return _Step(outcome, replace(base, error=error))
-        return _Step(outcome, _already_done(outcome, base) or base)
+        for step in steps:
+            if isinstance(step.outcome, Fetched):
+                step.outcome.temp.discard()
+                step.fail(error)
+            step.rel = None
 
-    def _decide(self, outcome: Outcome) -> _Step:
-        source = outcome.source
-        base = _base(outcome)
-        done = _already_done(outcome, base)
-        if done is not None:
-            if self._store is not None and done.path is not None:
-                self._store.claim(done.path)
-            return _Step(outcome, done)
-        temp = outcome.temp
-        if outcome.kind is not Kind.FETCHED or temp is None:
-            error = outcome.error or ErrorInfo("internal", "no outcome")
-            return _Step(outcome, replace(base, error=error))
-        ok = replace(base, status=Status.OK, bytes=temp.size, sha256=temp.sha256)
-        if self._store is None:
-            return _Step(outcome, ok)
+    def _name(self, step: _Step) -> None:
+        """Claim the name of a placed or already present output, within the transaction."""
+        outcome = step.outcome
+        if isinstance(outcome, AlreadyDone):
+            if self._store is not None:
+                self._store.claim(outcome.completed.path)
+            return
+        if not isinstance(outcome, Fetched) or self._store is None:
+            return
         try:
             rel = self._choose(outcome)
         except ItemError as exc:
-            temp.discard()
-            return _Step(outcome, replace(base, error=ErrorInfo(exc.kind, str(exc))))
+            outcome.temp.discard()
+            step.fail(exc.info)
+            return
         self._store.record(
             path=rel,
-            source=source.target,
-            info=os.stat(temp.path),
-            sha256=temp.sha256,
+            source=outcome.source.target,
+            info=os.stat(outcome.temp.path),
+            sha256=outcome.temp.sha256,
             http_status=outcome.http_status,
             validators=outcome.validators,
         )
-        if temp.resumable:
-            self._store.drop_partial(temp.path.name)
-        return _Step(outcome, replace(ok, path=rel), rel)
+        if outcome.temp.resumable:
+            self._store.drop_partial(outcome.temp.path.name)
+        step.rel = rel
+        step.result = replace(step.result, path=rel)
 
     def _deliver(self, step: _Step) -> bool:
         """Rename into place (or stream out); True when that failed and `step` became a
         failure."""
-        temp = step.outcome.temp
-        if step.result.status is not Status.OK or temp is None:
+        outcome = step.outcome
+        if not isinstance(outcome, Fetched) or step.result.status is not Status.OK:
             return False
+        temp = outcome.temp
         try:
             if self._stream is not None:
                 self._stream_out(temp)
@@ -178,17 +177,19 @@ class Committer:
                 place(temp, self._root / step.rel)
         except ItemError as exc:
             temp.discard()
-            step.result = replace(
-                step.result, status=Status.FAILED, path=None, error=ErrorInfo(exc.kind, str(exc))
-            )
+            step.fail(exc.info)
             return True
         return False
 
     def _stream_out(self, temp: CompleteTemp) -> None:
         assert self._stream is not None
-        with temp.path.open("rb") as body:
-            shutil.copyfileobj(body, self._stream, 1024 * 1024)
-        self._stream.flush()
+        try:
+            with temp.path.open("rb") as body:
+                shutil.copyfileobj(body, self._stream, 1024 * 1024)
+            self._stream.flush()
+        except BrokenPipeError:
+            temp.discard()
+            raise OutputClosed("standard output was closed; stopping") from None
         temp.discard()
 
     def _note_failures(self, steps: Sequence[_Step]) -> None:
@@ -196,36 +197,58 @@ class Committer:
             for step in steps:
                 self._failures.note(step.outcome.source, step.result)
 
-    def _choose(self, outcome: Outcome) -> str:
+    def _choose(self, outcome: Fetched) -> str:
         """The first free name by input order: not claimed by an earlier item of this run,
-        and not an existing file that some other source (or no record at all) owns."""
-        assert self._store is not None
+        and not an existing file that some other source (or no record at all) owns. On a
+        collision the search starts where the last one for that name ended, so each item
+        costs one step however many share its name."""
         dirs = self._make_dirs(outcome.dirs)
-        for n in range(MAX_COLLISIONS):
+        wanted = "/".join((*dirs, outcome.name))
+        target = outcome.source.target
+        if self._free(wanted, target):
+            return wanted
+        assert self._store is not None
+        n = self._store.next_counter(wanted)
+        while True:
             rel = "/".join((*dirs, with_counter(outcome.name, n)))
-            if not self._store.claim(rel):
-                continue
-            if os.path.lexists(self._root / rel) and (
-                self._store.owner(rel) != outcome.source.target
-            ):
-                continue
-            return rel
-        raise ItemError("path_conflict", f"no free name for {outcome.name!r}")
+            n += 1
+            if self._free(rel, target):
+                self._store.set_counter(wanted, n)
+                return rel
+
+    def _free(self, rel: str, target: str) -> bool:
+        assert self._store is not None
+        if not self._store.claim(rel):
+            return False
+        return not os.path.lexists(self._root / rel) or self._store.owner(rel) == target
 
     def _make_dirs(self, parts: tuple[str, ...]) -> tuple[str, ...]:
         """Create the folders of a `mirror` path; a component taken by a file (on disk, or
         claimed by an earlier item whose rename is still to come) or by a symlink gets the
-        next counter name, as a file would (`a` → `a.1`)."""
-        assert self._store is not None
+        next counter name, as a file would (`a` → `a.1`). Folders already resolved by this
+        run are not asked of the file system again."""
         made: list[str] = []
         for part in parts:
-            for n in range(MAX_COLLISIONS):
-                candidate = with_counter(part, n)
-                if self._store.is_claimed("/".join((*made, candidate))):
-                    continue
-                if make_dir(self._root.joinpath(*made, candidate)):
-                    made.append(candidate)
-                    break
-            else:
-                raise ItemError("path_conflict", f"no free folder name for {part!r}")
+            wanted = "/".join((*made, part))
+            rel = self._folders.get(wanted)
+            if rel is None:
+                rel = self._make_dir(made, part)
+                if len(self._folders) >= FOLDERS_CACHED:
+                    self._folders.clear()
+                self._folders[wanted] = rel
+            made = rel.split("/")
         return tuple(made)
+
+    def _make_dir(self, parent: list[str], part: str) -> str:
+        assert self._store is not None
+        n = 0
+        while True:
+            rel = "/".join((*parent, with_counter(part, n)))
+            if not self._store.is_claimed(rel) and make_dir(self._root / rel):
+                return rel
+            n += 1
+
+
+def stopped_at(outcomes: Sequence[Outcome]) -> int | None:
+    """Where the first stopped item is: the batch is committed up to there, not beyond."""
+    return next((i for i, o in enumerate(outcomes) if isinstance(o, Stopped)), None)

@@ -20,13 +20,16 @@ import requests
 
 from fetcher.errors import Interrupted, ItemError
 from fetcher.politeness import HostGate
-from fetcher.state import StateStore, Validators
+from fetcher.results import ErrorType
+from fetcher.state import PartialsLog, Validators
+from fetcher.temps import TempOutput
 from fetcher.transport import Transport, Watch, body_blocks
-from fetcher.writing import TempOutput
 
 RESUME_MIN_BYTES = 1024 * 1024
 """Bodies at least this large (or of unknown length) are registered for resuming by a later
 run; for smaller ones a restart costs less than the bookkeeping."""
+SLOW_DOWN_STATUSES = frozenset({429, 503})
+"""A host that answers these is overloaded: its next request starts are spaced out."""
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _UNSATISFIED = re.compile(r"^bytes \*/(\d+)$")
 
@@ -42,6 +45,8 @@ class Transfer:
     temp: TempOutput | None = None
     validator: str | None = None
     """`If-Range` value for the bytes in `temp`: a strong ETag or a Last-Modified date."""
+    http_status: int | None = None
+    """The last status received: the manifest reports it even when the item then fails."""
 
     def time_left(self) -> float | None:
         if self.deadline is None:
@@ -57,7 +62,7 @@ class DeadlineExceeded(ItemError):
     """The item ran past `--deadline`: never retried, since the time is spent."""
 
     def __init__(self) -> None:
-        super().__init__("deadline", "exceeded --deadline")
+        super().__init__(ErrorType.DEADLINE, "exceeded --deadline")
 
 
 @dataclass(frozen=True)
@@ -77,13 +82,21 @@ class Downloader:
         self,
         transport: Transport,
         gate: HostGate,
-        store: StateStore | None,
+        partials: PartialsLog | None,
         stop: threading.Event,
     ) -> None:
         self._transport = transport
         self._gate = gate
-        self._store = store
+        self._partials = partials
         self._stop = stop
+
+    def forget_partial(self, temp: str) -> None:
+        """A registered partial download was given up: a later run must not continue it."""
+        if self._partials is not None:
+            self._partials.drop_partial(temp)
+
+    def close(self) -> None:
+        self._transport.close()
 
     def attempt(
         self,
@@ -100,9 +113,11 @@ class Downloader:
             try:
                 response = self._open(url, headers, transfer)
             except ItemError as exc:
-                if exc.http_status in (429, 503):
+                transfer.http_status = exc.http_status or transfer.http_status
+                if exc.http_status in SLOW_DOWN_STATUSES:
                     self._gate.slow_down(host, exc.retry_after)
                 raise
+            transfer.http_status = response.status_code
             with response:
                 fetched = self._receive(response, transfer, make_output, conditional)
             self._gate.succeeded(host)
@@ -130,7 +145,9 @@ class Downloader:
         validators = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
         if status == 304:
             if conditional is None:
-                raise ItemError("http_status", "HTTP 304 to a request that was not conditional")
+                raise ItemError(
+                    ErrorType.HTTP_STATUS, "HTTP 304 to a request that was not conditional"
+                )
             return Fetched(status, validators, None, unchanged=True)
         temp = transfer.temp
         if status == 416:
@@ -138,7 +155,7 @@ class Downloader:
         total = _declared_length(response)
         if status == 206:
             if temp is None or not _continues(response.headers.get("Content-Range"), temp.size):
-                raise ItemError("range", "server sent an unexpected range", retryable=True)
+                raise ItemError(ErrorType.RANGE, "server sent an unexpected range", retryable=True)
             total = _range_total(response.headers.get("Content-Range"))
         elif temp is not None and temp.size:
             temp.restart()  # a full body: the server ignored the range or the file changed
@@ -153,7 +170,9 @@ class Downloader:
             temp.write(block)
         transfer.check_deadline()  # a body ended by a cut connection is not complete
         if total is not None and temp.size != total:
-            raise ItemError("truncated", f"received {temp.size} of {total} bytes", retryable=True)
+            raise ItemError(
+                ErrorType.TRUNCATED, f"received {temp.size} of {total} bytes", retryable=True
+            )
         _set_mtime(temp, validators.last_modified)
         return Fetched(200 if status == 206 else status, validators, _disposition(response))
 
@@ -170,14 +189,14 @@ class Downloader:
         if temp is not None:
             temp.restart()
         transfer.validator = None
-        raise ItemError("range", "HTTP 416: range not satisfiable", retryable=True)
+        raise ItemError(ErrorType.RANGE, "HTTP 416: range not satisfiable", retryable=True)
 
     def _register(self, transfer: Transfer, total: int | None) -> None:
         temp, validator = transfer.temp, transfer.validator
         worth_it = total is None or total >= RESUME_MIN_BYTES
-        if self._store is None or temp is None or validator is None or not worth_it:
+        if self._partials is None or temp is None or validator is None or not worth_it:
             return
-        self._store.keep_partial(temp.path.name, transfer.key, validator)
+        self._partials.keep_partial(temp.path.name, transfer.key, validator)
         temp.resumable = True
 
 

@@ -9,8 +9,9 @@ import stat
 from collections.abc import Callable
 
 from fetcher.errors import Interrupted, ItemError
+from fetcher.results import ErrorType
+from fetcher.temps import TempOutput, os_item_error
 from fetcher.transport import CHUNK_BYTES
-from fetcher.writing import TempOutput, os_item_error
 
 
 def copy_local(
@@ -25,8 +26,8 @@ def copy_local(
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise ItemError("is_directory", f"{path} is a directory")
-        raise ItemError("not_regular", f"{path} is not a regular file")
+            raise ItemError(ErrorType.IS_DIRECTORY, f"{path} is a directory")
+        raise ItemError(ErrorType.NOT_REGULAR, f"{path} is not a regular file")
     with os.fdopen(fd, "rb", buffering=0) as source:
         out = make_output(info.st_size)
         try:
@@ -62,7 +63,7 @@ def local_validator(path: str) -> str | None:
 
 def _source_error(exc: OSError, path: str) -> ItemError:
     if isinstance(exc, FileNotFoundError):
-        return ItemError("not_found", f"{path}: no such file")
+        return ItemError(ErrorType.NOT_FOUND, f"{path}: no such file")
     if isinstance(exc, IsADirectoryError):
-        return ItemError("is_directory", f"{path} is a directory")
+        return ItemError(ErrorType.IS_DIRECTORY, f"{path} is a directory")
     return os_item_error(exc, f"cannot read {path}")

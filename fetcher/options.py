@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from fetcher.errors import UsageError
 
@@ -94,6 +95,9 @@ class FetchOptions:
     """Total time for one item, retries included; None for no limit."""
     stream_to: BinaryIO | None = None
     """When set, bodies go here in input order and no output files are kept."""
+    manifest: Path | None = None
+    """Where the run writes its manifest (JSON Lines, or CSV for a `.csv` path); None for
+    none. A run with a manifest and an output dir can later be retried (`retry_failed`)."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -114,6 +118,42 @@ class FetchOptions:
             raise UsageError("--rate must be more than 0 per second")
         if self.overwrite and self.update:
             raise UsageError("--overwrite and --update contradict each other")
+
+    def rules(self) -> dict[str, Any]:
+        """The options that decide how each item is fetched, checked and named, as JSON:
+        what `fetcher retry` applies again to the items that failed."""
+        rules: dict[str, Any] = {name: getattr(self, name) for name in PLAIN_RULES}
+        rules["layout"] = self.layout.value
+        rules["retry"] = {
+            "retries": self.retry.retries,
+            "backoff_s": self.retry.backoff_s,
+            "max_wait_s": self.retry.max_wait_s,
+            "statuses": sorted(self.retry.statuses),
+        }
+        rules["headers"] = [list(pair) for pair in self.headers]
+        return rules
+
+    def with_rules(self, rules: dict[str, Any]) -> FetchOptions:
+        """These options, with the rules a run recorded (see `rules`)."""
+        retry = rules["retry"]
+        return replace(
+            self,
+            **{name: rules[name] for name in PLAIN_RULES},
+            layout=Layout(rules["layout"]),
+            retry=RetryPolicy(
+                retries=retry["retries"],
+                backoff_s=retry["backoff_s"],
+                max_wait_s=retry["max_wait_s"],
+                statuses=frozenset(retry["statuses"]),
+            ),
+            headers=tuple((name, value) for name, value in rules["headers"]),
+        )
+
+
+PLAIN_RULES = ("timeout_s", "per_host", "rate", "max_redirects", "max_size", "verify", "deadline_s")
+"""`FetchOptions` fields that are part of a run's rules as they are (with `layout`, `retry`
+and `headers`, see `FetchOptions.rules`); the others (how many workers, where the output
+goes) are how a run is carried out, not what it does."""
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
@@ -155,3 +195,44 @@ def parse_header(text: str) -> tuple[str, str]:
     if any(c in value for c in "\r\n\0"):
         raise UsageError(f"header value of {name!r} contains a line break or NUL")
     return name, value.strip()
+
+
+def parse_headers(headers: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_header(h) for h in headers)
+
+
+def merge_headers(
+    kept: tuple[tuple[str, str], ...], given: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    """`kept`, except the headers `given` names again, then `given`."""
+    names = {name.lower() for name, _ in given}
+    return tuple(h for h in kept if h[0].lower() not in names) + given
+
+
+def parse_statuses(text: str) -> frozenset[int]:
+    """'429,503' as given to --retry-on."""
+    try:
+        codes = frozenset(int(code) for code in text.split(",") if code.strip())
+    except ValueError:
+        raise UsageError(f"--retry-on takes HTTP status codes like 429,503, not {text!r}") from None
+    if any(not 100 <= code <= 599 for code in codes):
+        raise UsageError(f"--retry-on: status codes run from 100 to 599: {text!r}")
+    return codes
+
+
+def parse_chunksize(text: str) -> int | None:
+    """'auto' (None: the program decides) or a number, as given to --chunksize."""
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise UsageError(f"--chunksize must be 'auto' or a number, not {text!r}")
+    return int(text)
+
+
+def tls_verify(insecure: bool, ca_bundle: Path | None) -> bool | str:
+    """`FetchOptions.verify` from --insecure / --ca-bundle, checked."""
+    if insecure and ca_bundle is not None:
+        raise UsageError("--insecure and --ca-bundle contradict each other")
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise UsageError(f"CA bundle not found: {ca_bundle}")
+    return False if insecure else (str(ca_bundle.absolute()) if ca_bundle else True)

@@ -1,5 +1,6 @@
 """The thread pool: `ThreadPool.imap` over a gated feed, so results come back in input order
-and memory stays bounded however long the input is.
+and memory stays bounded however long the input is; and the executor that fetches every
+item on this process's threads.
 
 `imap` hands the whole input to a feeder thread that would otherwise read ahead without
 limit; a semaphore lets it run at most `window` items ahead of the consumer.
@@ -13,6 +14,10 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from multiprocessing.pool import Pool, ThreadPool
 from typing import TypeVar
+
+from fetcher.context import RunContext
+from fetcher.work import Outcome, WorkItem
+from fetcher.worker import build_worker
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -167,3 +172,27 @@ def ordered_map(
             yield from batch
     finally:
         batches.close()
+
+
+class ThreadExecutor:
+    """Every item fetched on this process's threads: `options.workers` of them."""
+
+    def batches(
+        self,
+        items: Iterable[WorkItem],
+        context: RunContext,
+        chunksize: int,
+        while_waiting: Callable[[], None] | None = None,
+    ) -> Generator[list[Outcome], None, None]:
+        worker = build_worker(context)
+        try:
+            yield from ordered_batches(
+                worker,
+                items,
+                workers=context.options.workers,
+                chunksize=chunksize,
+                stop=context.stop,
+                while_waiting=while_waiting,
+            )
+        finally:
+            worker.close()

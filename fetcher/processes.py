@@ -1,4 +1,4 @@
-"""The process layer (`--processes N`): N processes, each with its own thread pool, fetch
+"""The process executor (`--processes N`): N processes, each with its own thread pool, fetch
 chunks of the input, for when the interpreter lock is the wall (small files on a fast
 network). The parent keeps what must stay single: reading the lists, the input order, the
 committer and the state store's writes. Children only write temp files, at the top of the
@@ -6,121 +6,110 @@ output dir; the parent takes them over (`FinishedTemp`) and names them in input 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import multiprocessing
 import signal
-import threading
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import replace
 from multiprocessing.pool import ThreadPool
-from pathlib import Path
 
-from fetcher.download import Downloader
+from fetcher.context import RunContext, RunSpec
 from fetcher.options import FetchOptions
-from fetcher.politeness import HostGate
 from fetcher.pool import WINDOW_PER_WORKER, pooled_batches
-from fetcher.progress import Stats
-from fetcher.sources import Source
-from fetcher.state import StateStore
-from fetcher.transport import Transport
-from fetcher.worker import Kind, Outcome, Worker
-from fetcher.writing import STATE_DIR, FinishedTemp, LiveTemps, TempOutput
+from fetcher.temps import FinishedTemp, TempOutput, remove_stale_temps
+from fetcher.work import Failed, Fetched, Outcome, Stopped, WorkItem
+from fetcher.worker import Worker, build_worker
 
 
-@dataclass(frozen=True)
-class _TempRecord:
-    """A child's complete temp file, as it crosses the process boundary."""
-
-    path: Path
-    size: int
-    sha256: str
-    resumable: bool
-
-
-_child: dict[str, object] = {}
-"""The worker and thread pool of this child process (set once by `_start_child`)."""
+def portable(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """Outcomes that can cross a process boundary: open temp files become plain records."""
+    return [
+        replace(o, temp=o.temp.finished())
+        if isinstance(o, Fetched) and isinstance(o.temp, TempOutput)
+        else o
+        for o in outcomes
+    ]
 
 
-def _start_child(options: FetchOptions, root: Path, run: int | None, threads: int) -> None:
+def adopted(outcomes: Iterable[Outcome], context: RunContext) -> list[Outcome]:
+    """Outcomes from another process, their temp files taken over and counted here."""
+    out: list[Outcome] = []
+    for outcome in outcomes:
+        if isinstance(outcome, Fetched) and isinstance(outcome.temp, FinishedTemp):
+            context.stats.add_bytes(outcome.temp.size)
+            out.append(replace(outcome, temp=outcome.temp.adopt(context.live)))
+        else:
+            out.append(outcome)
+        if not isinstance(outcome, Stopped):
+            context.stats.item_done(failed=isinstance(outcome, Failed))
+    return out
+
+
+class _Child:
+    """This worker process's worker and thread pool (set once by `_start_child`)."""
+
+    worker: Worker
+    pool: ThreadPool
+
+
+def _start_child(spec: RunSpec, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    stop = threading.Event()
-    store = None if run is None else StateStore(root, root / STATE_DIR, attach_to_run=run)
-    gate = HostGate(options.per_host, options.rate, stop, options.retry.max_wait_s)
-    _child["worker"] = Worker(
-        options=options,
-        downloader=Downloader(Transport(options), gate, store, stop),
-        root=root,
-        store=store,
-        live=LiveTemps(),
-        stats=Stats(),
-        stop=stop,
-    )
-    _child["pool"] = ThreadPool(threads)
+    _Child.worker = build_worker(spec.open())
+    _Child.pool = ThreadPool(threads)
 
 
-def _run_chunk(chunk: list[Source]) -> list[tuple[Outcome, _TempRecord | None]]:
-    pool = _child["pool"]
-    worker = _child["worker"]
-    assert isinstance(pool, ThreadPool) and isinstance(worker, Worker)
-    portable = []
-    for outcome in pool.map(worker, chunk):
-        temp = outcome.temp
-        record = None
-        if isinstance(temp, TempOutput):
-            record = _TempRecord(temp.path, temp.size, temp.sha256, temp.resumable)
-        portable.append((dataclasses.replace(outcome, temp=None), record))
-    return portable
+def _run_chunk(chunk: list[WorkItem]) -> list[Outcome]:
+    return portable(_Child.pool.map(_Child.worker, chunk))
 
 
-def process_batches(
-    items: Iterable[Source],
-    *,
-    options: FetchOptions,
-    root: Path,
-    run: int | None,
-    chunksize: int,
-    stop: threading.Event,
-    live: LiveTemps,
-    stats: Stats,
-    while_waiting: Callable[[], None] | None = None,
-) -> Generator[list[Outcome], None, None]:
-    """Like `pool.ordered_batches`, on `options.processes` processes of
-    ceil(workers / processes) threads; a task is `chunksize` items per thread, so each
-    child's threads stay busy. The per-host cap and the rate are shared out among them."""
-    processes = options.processes
-    threads = math.ceil(options.workers / processes)
-    child_options = dataclasses.replace(
+def share_of(options: FetchOptions, processes: int) -> FetchOptions:
+    """One process's share: its part of the per-host cap and of the rate; no stream (the
+    children only write temp files)."""
+    return replace(
         options,
-        stream_to=None,  # children only write temp files
+        stream_to=None,
+        manifest=None,
         per_host=max(1, options.per_host // processes),
         rate=None if options.rate is None else options.rate / processes,
     )
-    task = chunksize * threads
-    context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-    pool = context.Pool(
-        processes, initializer=_start_child, initargs=(child_options, root, run, threads)
-    )
-    batches = pooled_batches(
-        pool,
-        _run_chunk,
-        items,
-        chunksize=task,
-        window=WINDOW_PER_WORKER * max(options.workers, task),
-        stop=stop,
-        while_waiting=while_waiting,
-    )
-    try:
-        for batch in batches:
-            outcomes = []
-            for outcome, record in batch:
-                if record is not None:
-                    outcome.temp = FinishedTemp(
-                        record.path, record.size, record.sha256, record.resumable, live
-                    )
-                    stats.add_bytes(record.size)
-                stats.item_done(failed=outcome.kind is Kind.FAILED)
-                outcomes.append(outcome)
-            yield outcomes
-    finally:
-        batches.close()
+
+
+class ProcessExecutor:
+    """`options.processes` spawned processes of ceil(workers / processes) threads each."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+
+    def batches(
+        self,
+        items: Iterable[WorkItem],
+        context: RunContext,
+        chunksize: int,
+        while_waiting: Callable[[], None] | None = None,
+    ) -> Generator[list[Outcome], None, None]:
+        """Like `pool.ordered_batches`, a task being `chunksize` items per thread, so each
+        child's threads stay busy."""
+        options = context.options
+        threads = math.ceil(options.workers / self.processes)
+        spec = context.spec(share_of(options, self.processes))
+        task = chunksize * threads
+        spawn = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+        pool = spawn.Pool(self.processes, initializer=_start_child, initargs=(spec, threads))
+        batches = pooled_batches(
+            pool,
+            _run_chunk,
+            items,
+            chunksize=task,
+            window=WINDOW_PER_WORKER * max(options.workers, task),
+            stop=context.stop,
+            while_waiting=while_waiting,
+        )
+        try:
+            for batch in batches:
+                yield adopted(batch, context)
+        finally:
+            batches.close()
+            if context.stop.is_set():
+                # Children stopped mid-item leave temps this process never saw.
+                keep = frozenset() if context.store is None else context.store.partial_temps()
+                remove_stale_temps(context.root, keep=keep)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from fetcher.results import ErrorInfo
+from fetcher.results import ErrorInfo, ErrorType
 
 MAX_LINE_BYTES = 64 * 1024
 """Longer lines are rejected: no real URL or path is that long, and it bounds memory."""
@@ -54,48 +54,74 @@ class Source:
     extra: tuple[tuple[str, Any], ...] = ()
     """Other columns of a CSV/TSV/JSONL list, carried into the manifest row."""
 
+    @property
+    def shown(self) -> str:
+        """The source as it may be shown or recorded: as written, a URL password masked."""
+        return mask_credentials(self.text)
+
+
+def mask_credentials(text: str) -> str:
+    """`scheme://user:secret@host/...` as `scheme://user:***@host/...`, as wget shows it;
+    anything else unchanged."""
+    match = _SCHEME.match(text)
+    if match is None:
+        return text
+    rest = text[match.end() :]
+    netloc_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:netloc_end].rpartition("@")
+    if not at or ":" not in userinfo:
+        return text
+    user = userinfo.split(":", 1)[0]
+    return f"{match.group(0)}{user}:***@{host}{rest[netloc_end:]}"
+
 
 def parse_source(text: str, index: int, base_dir: Path) -> Source:
     """Classify one (already stripped) line; never raises."""
 
-    def invalid(kind: str, message: str) -> Source:
+    def invalid(kind: ErrorType, message: str) -> Source:
         return Source(index, text, SourceKind.INVALID, "", base_dir, ErrorInfo(kind, message))
 
     if not text:
-        return invalid("invalid_source", "empty source")
+        return invalid(ErrorType.INVALID_SOURCE, "empty source")
     if len(text.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
-        return invalid("invalid_source", f"line is longer than {MAX_LINE_BYTES} bytes")
+        return invalid(ErrorType.INVALID_SOURCE, f"line is longer than {MAX_LINE_BYTES} bytes")
     if _CONTROL.search(text):
-        return invalid("invalid_source", "line contains NUL or control characters")
+        return invalid(ErrorType.INVALID_SOURCE, "line contains NUL or control characters")
     if _SURROGATE.search(text):
-        return invalid("invalid_source", "source is not valid Unicode (lone surrogate)")
+        return invalid(ErrorType.INVALID_SOURCE, "source is not valid Unicode (lone surrogate)")
     scheme_match = _SCHEME.match(text)
     if scheme_match is None:
         return Source(index, text, SourceKind.FILE, os.path.abspath(base_dir / text), base_dir)
     scheme = scheme_match.group(1).lower()
     if scheme in ("http", "https"):
         if any(c.isspace() for c in text):
-            return invalid("invalid_source", "URL contains white space")
+            return invalid(ErrorType.INVALID_SOURCE, "URL contains white space")
         try:
             parts = urlsplit(text)
             _ = parts.port  # raises ValueError on a bad port
         except ValueError as exc:
-            return invalid("invalid_source", f"malformed URL: {exc}")
+            return invalid(ErrorType.INVALID_SOURCE, f"malformed URL: {exc}")
         if not parts.hostname:
-            return invalid("invalid_source", "URL has no host")
+            return invalid(ErrorType.INVALID_SOURCE, "URL has no host")
         return Source(index, text, SourceKind.HTTP, text, base_dir)
     if scheme == "file":
         parts = urlsplit(text)
         if parts.netloc not in ("", "localhost"):
-            return invalid("invalid_source", f"file URL names a remote host: {parts.netloc!r}")
+            return invalid(
+                ErrorType.INVALID_SOURCE, f"file URL names a remote host: {parts.netloc!r}"
+            )
         try:
             path = unquote(parts.path, errors="strict")
         except UnicodeDecodeError:
-            return invalid("invalid_source", "file URL path is not valid UTF-8 once decoded")
+            return invalid(
+                ErrorType.INVALID_SOURCE, "file URL path is not valid UTF-8 once decoded"
+            )
         if not path.startswith("/"):
-            return invalid("invalid_source", "file URL path is not absolute")
+            return invalid(ErrorType.INVALID_SOURCE, "file URL path is not absolute")
         return Source(index, text, SourceKind.FILE, os.path.abspath(path), base_dir)
-    return invalid("unsupported_scheme", f"unsupported scheme {scheme!r} (use http, https, file)")
+    return invalid(
+        ErrorType.UNSUPPORTED_SCHEME, f"unsupported scheme {scheme!r} (use http, https, file)"
+    )
 
 
 def bounded_lines(stream: BinaryIO) -> Iterator[bytes | None]:
@@ -134,7 +160,7 @@ def sources_from_lines(
                 SourceKind.INVALID,
                 "",
                 base_dir,
-                ErrorInfo("invalid_source", f"line is longer than {MAX_LINE_BYTES} bytes"),
+                ErrorInfo(ErrorType.INVALID_SOURCE, f"line is longer than {MAX_LINE_BYTES} bytes"),
             )
             index += 1
             continue
@@ -150,7 +176,7 @@ def sources_from_lines(
                 SourceKind.INVALID,
                 "",
                 base_dir,
-                ErrorInfo("invalid_source", "line is not valid UTF-8"),
+                ErrorInfo(ErrorType.INVALID_SOURCE, "line is not valid UTF-8"),
             )
         else:
             yield parse_source(text, index, base_dir)
@@ -159,7 +185,7 @@ def sources_from_lines(
 
 def source_to_json(source: Source) -> str:
     """A source as the state store keeps it for `fetcher retry`."""
-    error = None if source.error is None else [source.error.type, source.error.message]
+    error = None if source.error is None else [source.error.type.value, source.error.message]
     return json.dumps(
         {
             "index": source.index,
@@ -177,7 +203,9 @@ def source_to_json(source: Source) -> str:
 
 def source_from_json(text: str) -> Source:
     data = json.loads(text)
-    error = None if data["error"] is None else ErrorInfo(*data["error"])
+    error = (
+        None if data["error"] is None else ErrorInfo(ErrorType(data["error"][0]), data["error"][1])
+    )
     return Source(
         data["index"], data["text"], SourceKind(data["kind"]), data["target"],
         Path(data["base_dir"]), error, name=data["name"],

@@ -6,6 +6,15 @@ from a file's size; a file the store does not know is never overwritten. The row
 *before* the rename, so a crash between the two leaves a row whose inode does not match the
 file on disk: the item is fetched again, and the name stays its own.
 
+Two types, two modes: `StateStore` is the run's one writer (it holds the output dir's lock,
+names outputs, records them, remembers failures and the rules of each run), in the process
+that keeps the order; `PartialsLog` is what worker processes of the same run open beside it,
+to register the partial downloads a later run may continue, and nothing else.
+
+The store also keeps what `fetcher retry` needs: the rules each run was started with and
+the full source of each failed item, URL credentials included (which the manifest masks).
+So the state folder is private to its owner (0700, files 0600).
+
 Name claims of the current run live in a temporary table, so that collision handling for a
 list of millions of items does not hold millions of names in memory.
 """
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import sqlite3
 import stat
@@ -21,14 +31,18 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from fetcher.errors import UsageError
+from fetcher.results import ErrorType
 
 DB_NAME = "state.sqlite"
 _DB_SIDE_FILES = ("state.sqlite-wal", "state.sqlite-shm")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: outputs, failures, partials; 2 adds runs (the rules of each run, for `retry`)."""
 LOCK_NAME = "lock"
+_PRIVATE_FILE = 0o600
+_PRIVATE_DIR = 0o700
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (
@@ -55,7 +69,20 @@ CREATE TABLE IF NOT EXISTS partials (
     source TEXT NOT NULL,
     validator TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS runs (
+    manifest TEXT PRIMARY KEY,
+    rules TEXT NOT NULL
+);
 """
+
+
+class StoreWriteError(Exception):
+    """The store could not be written (its disk is full, or failing): the items of the
+    batch being committed fail with `error_type`, and nothing of that batch is placed."""
+
+    def __init__(self, error_type: ErrorType, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 def refuse_symlinks(*paths: Path) -> None:
@@ -85,34 +112,83 @@ class Completed:
     validators: Validators
 
 
-class StateStore:
-    """One store per output dir; an exclusive lock keeps two runs from sharing it."""
+class _Connections:
+    """Per-thread SQLite connections to one database file: workers register partial
+    files while the committer writes."""
 
-    def __init__(self, root: Path, state_dir: Path, *, attach_to_run: int | None = None) -> None:
-        """Open (and lock) the store of an output dir; with `attach_to_run`, join the store
-        a parent process has open for that run instead (`--processes`): no lock, reads and
-        partial-file bookkeeping only."""
+    def __init__(self, db: Path) -> None:
+        self._db = db
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._db, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA temp_store=FILE")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+            with self._guard:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._guard:
+            connections, self._all = self._all, []
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+
+class PartialsLog:
+    """A worker process's access to the store of the run it belongs to: it registers the
+    partial downloads worth continuing in a later run, and forgets them once used."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._connections = _Connections(state_dir / DB_NAME)
+
+    def keep_partial(self, temp: str, source: str, validator: str) -> None:
+        """A temp file worth resuming: its source and the validator its bytes belong to."""
+        self._connections.get().execute(
+            "INSERT OR REPLACE INTO partials (temp, source, validator) VALUES (?, ?, ?)",
+            (temp, source, validator),
+        )
+
+    def drop_partial(self, temp: str) -> None:
+        self._connections.get().execute("DELETE FROM partials WHERE temp = ?", (temp,))
+
+    def partial_temps(self) -> frozenset[str]:
+        """Names of all temp files registered for resuming (a few: only large bodies)."""
+        rows = self._connections.get().execute("SELECT temp FROM partials")
+        return frozenset(str(r[0]) for r in rows)
+
+    def close(self) -> None:
+        self._connections.close()
+
+
+class StateStore(PartialsLog):
+    """One store per output dir, opened by the run's one writer; an exclusive lock keeps
+    two runs from sharing it."""
+
+    def __init__(self, root: Path, state_dir: Path) -> None:
         self._root = root
         self._db = state_dir / DB_NAME
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._guard = threading.Lock()
         self._lock_file: TextIO | None = None
-        if attach_to_run is not None:
-            self._run = attach_to_run
-            self._left_partials = self.partial_temps()
-            self._earlier_outputs = self._any_earlier_outputs()
-            return
         refuse_symlinks(state_dir, *(state_dir / n for n in (DB_NAME, *_DB_SIDE_FILES, LOCK_NAME)))
-        state_dir.mkdir(exist_ok=True)
+        _make_private_dir(state_dir)
         flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        lock_file = os.fdopen(os.open(state_dir / LOCK_NAME, flags, 0o644), "w")
+        lock_file = os.fdopen(os.open(state_dir / LOCK_NAME, flags, _PRIVATE_FILE), "w")
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock_file.close()
             raise UsageError(f"another fetcher run is using {root}") from None
         self._lock_file = lock_file
+        _touch_private(self._db)
+        super().__init__(state_dir)
         try:
             self._writer = self._open_schema(state_dir)
         except sqlite3.DatabaseError as exc:
@@ -125,25 +201,19 @@ class StateStore:
             self.close()
             raise
         # Partial files earlier runs left: the only ones an item can resume when it starts.
-        self._left_partials = self.partial_temps()
+        self.left_partials = self.partial_temps()
         latest = self._writer.execute("SELECT MAX(run) FROM outputs").fetchone()[0]
-        # This run's number: outputs it places are not `completed` for itself, so a source
-        # listed twice is fetched twice, whatever the timing.
-        self._run = (latest or 0) + 1
-        self._earlier_outputs = self._any_earlier_outputs()
-
-    def _any_earlier_outputs(self) -> bool:
-        row = (
-            self._connection()
-            .execute("SELECT 1 FROM outputs WHERE run < ? LIMIT 1", (self._run,))
-            .fetchone()
+        self.run = (latest or 0) + 1
+        """This run's number: outputs it places are not `completed` for itself, so a source
+        listed twice is fetched twice, whatever the timing."""
+        self._earlier_outputs = (
+            self._writer.execute("SELECT 1 FROM outputs LIMIT 1").fetchone() is not None
         )
-        return row is not None
 
     def _open_schema(self, state_dir: Path) -> sqlite3.Connection:
-        writer = self._connection()
+        writer = self._connections.get()
         version = writer.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, 1, SCHEMA_VERSION):
             raise UsageError(
                 f"{self._db} was written by another version of fetcher (schema {version},"
                 f" this one uses {SCHEMA_VERSION}); remove {state_dir} to start afresh"
@@ -153,34 +223,23 @@ class StateStore:
             and writer.execute("SELECT 1 FROM sqlite_master WHERE name = 'outputs'").fetchone()
         ):
             raise UsageError(f"{self._db} is not a fetcher state store this version can read")
-        writer.executescript(_SCHEMA)
+        writer.executescript(_SCHEMA)  # version 1 gains the runs table
         writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         writer.execute("CREATE TEMP TABLE claims (key TEXT PRIMARY KEY) WITHOUT ROWID")
+        writer.execute(
+            "CREATE TEMP TABLE counters (key TEXT PRIMARY KEY, next INTEGER) WITHOUT ROWID"
+        )
         return writer
-
-    def _connection(self) -> sqlite3.Connection:
-        """Per-thread connections: workers look up completions while the committer writes."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._db, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA temp_store=FILE")
-            conn.execute("PRAGMA busy_timeout=10000")
-            self._local.conn = conn
-            with self._guard:
-                self._connections.append(conn)
-        return conn
 
     def completed(self, source: str) -> Completed | None:
         """The output recorded for `source`, if the file on disk is still exactly that one
-        (no query on a first run: a read per item costs a handful of system calls)."""
+        (no query when no earlier run placed anything: it costs a handful of system calls)."""
         if not self._earlier_outputs:
             return None
-        rows = self._connection().execute(
+        rows = self._connections.get().execute(
             "SELECT path, bytes, sha256, ino, mtime_ns, http_status, etag, last_modified"
             " FROM outputs WHERE source = ? AND run < ? ORDER BY rowid",
-            (source, self._run),
+            (source, self.run),
         )
         for path, size, sha256, ino, mtime_ns, http_status, etag, last_modified in rows:
             try:
@@ -195,9 +254,17 @@ class StateStore:
                 return Completed(path, size, sha256, http_status, Validators(etag, last_modified))
         return None
 
-    @property
-    def run(self) -> int:
-        return self._run
+    def partial(self, temp: str, source: str) -> str | None:
+        """The validator of a resumable temp file an earlier run left for `source`, if any
+        (no query for the usual case: nothing was left under that name)."""
+        if temp not in self.left_partials:
+            return None
+        row = (
+            self._connections.get()
+            .execute("SELECT validator FROM partials WHERE temp = ? AND source = ?", (temp, source))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
 
     def owner(self, path: str) -> str | None:
         """The source whose output was last placed at `path`, if any."""
@@ -219,6 +286,20 @@ class StateStore:
         ).fetchone()
         return row is not None
 
+    def next_counter(self, name: str) -> int:
+        """Where the search for a free `name.N` starts: one past the last one this run gave
+        out, so many items sharing a name cost one step each, not one per earlier item."""
+        row = self._writer.execute(
+            "SELECT next FROM counters WHERE key = ?", (name.casefold(),)
+        ).fetchone()
+        return 1 if row is None else int(row[0])
+
+    def set_counter(self, name: str, following: int) -> None:
+        self._writer.execute(
+            "INSERT OR REPLACE INTO counters (key, next) VALUES (?, ?)",
+            (name.casefold(), following),
+        )
+
     def record(
         self,
         *,
@@ -236,55 +317,34 @@ class StateStore:
             " run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 path, source, info.st_size, sha256, info.st_ino, info.st_mtime_ns, http_status,
-                validators.etag, validators.last_modified, self._run,
+                validators.etag, validators.last_modified, self.run,
             ),
         )  # fmt: skip
 
-    def keep_partial(self, temp: str, source: str, validator: str) -> None:
-        """A temp file worth resuming: its source and the validator its bytes belong to."""
-        self._connection().execute(
-            "INSERT OR REPLACE INTO partials (temp, source, validator) VALUES (?, ?, ?)",
-            (temp, source, validator),
-        )
+    def start_manifest(self, manifest: str, rules: dict[str, Any]) -> None:
+        """A run writes `manifest` afresh: forget the failures of the run that wrote it
+        before, and keep the rules this one runs by, for `fetcher retry`."""
+        with self.transaction():
+            self._writer.execute("DELETE FROM failures WHERE manifest = ?", (manifest,))
+            self._writer.execute(
+                "INSERT OR REPLACE INTO runs (manifest, rules) VALUES (?, ?)",
+                (manifest, json.dumps(rules)),
+            )
 
-    @property
-    def left_partials(self) -> frozenset[str]:
-        """Temp files registered for resuming when this run began."""
-        return self._left_partials
-
-    def partial(self, temp: str, source: str) -> str | None:
-        """The validator of a resumable temp file an earlier run left for `source`, if any
-        (no query for the usual case: nothing was left under that name)."""
-        if temp not in self._left_partials:
-            return None
-        row = (
-            self._connection()
-            .execute("SELECT validator FROM partials WHERE temp = ? AND source = ?", (temp, source))
-            .fetchone()
-        )
-        return None if row is None else str(row[0])
-
-    def drop_partial(self, temp: str) -> None:
-        self._connection().execute("DELETE FROM partials WHERE temp = ?", (temp,))
-
-    def partial_temps(self) -> frozenset[str]:
-        """Names of all temp files registered for resuming (a few: only large bodies)."""
-        return frozenset(str(r[0]) for r in self._connection().execute("SELECT temp FROM partials"))
-
-    def clear_failures(self, manifest: str) -> None:
-        """A new run writes `manifest` afresh: forget the failures of the previous one."""
-        self._writer.execute("DELETE FROM failures WHERE manifest = ?", (manifest,))
+    def rules(self, manifest: str) -> dict[str, Any] | None:
+        """The rules recorded by the run that wrote `manifest`, if this store has them."""
+        row = self._writer.execute(
+            "SELECT rules FROM runs WHERE manifest = ?", (manifest,)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     def remember_failure(self, manifest: str, index: int, source: str) -> None:
-        """Keep a failed item's full source (JSON) so `fetcher retry` can run it again."""
+        """Keep a failed item's full source (JSON) so `fetcher retry` can run it again. It
+        stays after a retry succeeds: should that retry's manifest never be written (a full
+        disk), the failed row is still there to retry, and still found here."""
         self._writer.execute(
             "INSERT OR REPLACE INTO failures (manifest, idx, source) VALUES (?, ?, ?)",
             (manifest, index, source),
-        )
-
-    def forget_failure(self, manifest: str, index: int) -> None:
-        self._writer.execute(
-            "DELETE FROM failures WHERE manifest = ? AND idx = ?", (manifest, index)
         )
 
     def failure(self, manifest: str, index: int) -> str | None:
@@ -295,21 +355,57 @@ class StateStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """One commit for a batch of the committer's writes (claims, records, failures)."""
-        self._writer.execute("BEGIN IMMEDIATE")
+        """One commit for a batch of the committer's writes (claims, records, failures);
+        SQLite's own errors become a `StoreWriteError`."""
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _write_error(exc) from exc
         try:
             yield
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.execute("ROLLBACK")
+            raise _write_error(exc) from exc
         except BaseException:
-            self._writer.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.execute("ROLLBACK")
             raise
-        self._writer.execute("COMMIT")
+        try:
+            self._writer.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.execute("ROLLBACK")
+            raise _write_error(exc) from exc
 
     def close(self) -> None:
-        with self._guard:
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+        super().close()
         if self._lock_file is not None:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
+            self._lock_file = None
+
+
+def _write_error(exc: sqlite3.Error) -> StoreWriteError:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    full = code == getattr(sqlite3, "SQLITE_FULL", 13)
+    return StoreWriteError(
+        ErrorType.DISK_FULL if full else ErrorType.STATE_STORE,
+        f"the state store cannot be written: {exc}",
+    )
+
+
+def _make_private_dir(path: Path) -> None:
+    try:
+        path.mkdir(mode=_PRIVATE_DIR)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise UsageError(f"cannot create {path}: {exc.strerror}") from None
+
+
+def _touch_private(db: Path) -> None:
+    """Create the database file owner-only before SQLite does (with the umask's mode)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(db, flags, _PRIVATE_FILE))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from fetcher.errors import UsageError
-from fetcher.results import ErrorInfo
+from fetcher.results import ErrorInfo, ErrorType
 from fetcher.sources import MAX_LINE_BYTES, Source, SourceKind, bounded_lines, parse_source
 
 URL_COLUMN = "url"
@@ -112,7 +112,12 @@ def _json_rows(stream: BinaryIO) -> Iterator[dict[str, Any] | None]:
 def _row_source(row: dict[str, Any], index: int, base_dir: Path) -> Source:
     def invalid(message: str, text: str = "") -> Source:
         return Source(
-            index, text, SourceKind.INVALID, "", base_dir, ErrorInfo("invalid_source", message)
+            index,
+            text,
+            SourceKind.INVALID,
+            "",
+            base_dir,
+            ErrorInfo(ErrorType.INVALID_SOURCE, message),
         )
 
     if "\x00error" in row:

@@ -1,7 +1,9 @@
 """HTTP with `requests`: one Session per worker thread, streaming GETs, statuses as errors.
 
 `requests.Session` is not promised thread-safe, so each worker thread gets its own, with a
-connection pool sized for a thread that runs one request at a time.
+connection pool sized for a thread that runs one request at a time. This module is the one
+place where requests' and urllib3's exceptions become item errors (`classify`, and
+`body_blocks` for the errors raised while a body streams).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import contextlib
 import email.utils
 import functools
 import os
+import re
 import socket
 import threading
 import time
@@ -24,6 +27,8 @@ from requests.structures import CaseInsensitiveDict
 
 from fetcher.errors import ItemError
 from fetcher.options import FetchOptions
+from fetcher.results import ErrorType
+from fetcher.temps import os_item_error
 from fetcher.version import __version__
 
 CHUNK_BYTES = 256 * 1024
@@ -230,7 +235,7 @@ class Transport:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         response.close()
         raise ItemError(
-            "http_status",
+            ErrorType.HTTP_STATUS,
             f"HTTP {code} {response.reason or ''}".rstrip(),
             retryable=code in self._options.retry.statuses,
             http_status=code,
@@ -261,13 +266,15 @@ def body_blocks(response: requests.Response) -> Iterator[bytes]:
         while block := raw.read1(CHUNK_BYTES, decode_content=False):
             yield block
     except urllib3.exceptions.ReadTimeoutError as exc:
-        raise ItemError("timeout", f"timed out reading the body: {exc}", retryable=True) from exc
+        raise ItemError(
+            ErrorType.TIMEOUT, f"timed out reading the body: {exc}", retryable=True
+        ) from exc
     except urllib3.exceptions.SSLError as exc:
-        raise ItemError("tls", f"TLS error while reading the body: {exc}") from exc
+        raise ItemError(ErrorType.TLS, f"TLS error while reading the body: {exc}") from exc
     except urllib3.exceptions.ProtocolError as exc:
-        raise ItemError("truncated", f"body cut short: {exc}", retryable=True) from exc
+        raise ItemError(ErrorType.TRUNCATED, f"body cut short: {exc}", retryable=True) from exc
     except urllib3.exceptions.HTTPError as exc:
-        raise ItemError("connection", f"connection failed: {exc}", retryable=True) from exc
+        raise ItemError(ErrorType.CONNECTION, f"connection failed: {exc}", retryable=True) from exc
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -282,3 +289,39 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def classify(exc: Exception) -> ItemError:
+    """Map any exception raised while fetching to a stable error type and retryability."""
+    if isinstance(exc, ItemError):
+        return exc
+    if isinstance(exc, requests.exceptions.Timeout):
+        return ItemError(ErrorType.TIMEOUT, f"timed out: {_reason(exc)}", retryable=True)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ItemError(ErrorType.TLS, f"TLS error: {_reason(exc)}")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return ItemError(ErrorType.TRUNCATED, f"body cut short: {_reason(exc)}", retryable=True)
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return ItemError(ErrorType.DECODE, f"cannot decode body: {_reason(exc)}")
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return ItemError(ErrorType.TOO_MANY_REDIRECTS, str(exc))
+    if isinstance(exc, requests.exceptions.InvalidSchema | requests.exceptions.InvalidURL):
+        return ItemError(ErrorType.INVALID_URL, str(exc))
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return ItemError(ErrorType.CONNECTION, f"connection failed: {_reason(exc)}", retryable=True)
+    if isinstance(exc, requests.exceptions.RequestException):
+        return ItemError(ErrorType.HTTP, str(exc))
+    if isinstance(exc, OSError):
+        return os_item_error(exc, "I/O error")
+    return ItemError(ErrorType.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost useful message: urllib3 wraps its errors several layers deep."""
+    inner: BaseException = exc
+    while inner.args and isinstance(inner.args[0], BaseException):
+        inner = inner.args[0]
+    reason = getattr(inner, "reason", None)
+    text = str(reason if isinstance(reason, BaseException) else inner)
+    # urllib3 prefixes the connection's repr: "HTTPConnection(host=..., port=...): ..."
+    return re.sub(r"^\w+\(host=[^)]*\): ", "", text)

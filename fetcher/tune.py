@@ -111,13 +111,14 @@ def run_trials(
             first, cpu_at_first = None, 0.0
             results = []
             with Job(options, check_interrupt=check_interrupt) as job:
-                for result in job.run(iter(sample)):
+                batches = job.run(iter(sample))
+                for batch in batches:
                     if first is None:
                         first, cpu_at_first = time.perf_counter() - started, time.process_time()
-                    results.append(result)
+                    results.extend(batch)
             seconds = time.perf_counter() - started
             cpu_s = time.process_time() - cpu_at_first if first is not None else 0.0
-            used = job.chunksize
+            used = batches.chunksize
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         yield Trial(

@@ -1,100 +1,64 @@
-"""Fetch one item: the single place where exceptions become per-item errors.
+"""Fetch one item: the single place where exceptions become per-item outcomes.
 
-Runs on a pool thread and never raises. Its `Outcome` carries a complete temp file (or an
+Runs on a pool thread and never raises. Its outcome carries a complete temp file (or an
 error) back to the ordered committer, which alone decides final names.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-import threading
+import logging
 import time
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import replace
 from pathlib import Path
 
-import requests
-
+from fetcher.context import RunContext
 from fetcher.download import Downloader, Transfer
 from fetcher.errors import Interrupted, ItemError
 from fetcher.localfiles import copy_local, local_validator
 from fetcher.naming import disposition_name, plan
-from fetcher.options import FetchOptions
-from fetcher.progress import Stats
-from fetcher.results import ErrorInfo
+from fetcher.politeness import HostGate
+from fetcher.results import ErrorInfo, ErrorType
 from fetcher.sources import Source, SourceKind
-from fetcher.state import Completed, StateStore, Validators
-from fetcher.writing import CompleteTemp, LiveTemps, TempOutput, os_item_error, temp_name
+from fetcher.state import Completed, Validators
+from fetcher.temps import TempOutput, temp_name
+from fetcher.transport import Transport, classify
+from fetcher.work import AlreadyDone, Failed, Fetched, Outcome, Stopped, WorkItem
 
-
-class Kind(Enum):
-    FETCHED = "fetched"
-    SKIPPED = "skipped"
-    UNCHANGED = "unchanged"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-
-
-@dataclass
-class Outcome:
-    """What a worker hands back; `temp` is set only for FETCHED, `completed` for SKIPPED
-    and UNCHANGED."""
-
-    source: Source
-    kind: Kind
-    attempts: int = 0
-    elapsed_s: float = 0.0
-    dirs: tuple[str, ...] = ()
-    name: str = ""
-    temp: CompleteTemp | None = None
-    http_status: int | None = None
-    error: ErrorInfo | None = None
-    completed: Completed | None = None
-    validators: Validators = field(default_factory=Validators)
+log = logging.getLogger(__name__)
 
 
 class Worker:
     """Callable handed to the pool; shared by all threads, holds no per-item state."""
 
-    def __init__(
-        self,
-        *,
-        options: FetchOptions,
-        downloader: Downloader,
-        root: Path,
-        store: StateStore | None,
-        live: LiveTemps,
-        stats: Stats,
-        stop: threading.Event,
-    ) -> None:
-        self._options = options
+    def __init__(self, context: RunContext, downloader: Downloader) -> None:
+        self._context = context
+        self._options = context.options
         self._downloader = downloader
-        self._root = root
-        self._store = store
-        self._live = live
-        self._stats = stats
-        self._stop = stop
 
-    def __call__(self, source: Source) -> Outcome:
+    def __call__(self, item: WorkItem) -> Outcome:
         started = time.monotonic()
-        outcome = self._fetch(source)
-        outcome.elapsed_s = time.monotonic() - started
-        self._stats.item_done(failed=outcome.kind is Kind.FAILED)
+        outcome = self._fetch(item)
+        outcome = replace(outcome, elapsed_s=time.monotonic() - started)
+        if not isinstance(outcome, Stopped):
+            self._context.stats.item_done(failed=isinstance(outcome, Failed))
         return outcome
 
-    def _fetch(self, source: Source) -> Outcome:
-        if self._stop.is_set():
-            return Outcome(source, Kind.INTERRUPTED)
+    def close(self) -> None:
+        self._downloader.close()
+
+    def _fetch(self, item: WorkItem) -> Outcome:
+        source = item.source
+        if self._context.stop.is_set():
+            return Stopped(source)
         if source.error is not None:
-            return Outcome(source, Kind.FAILED, error=source.error)
-        completed = None
-        if self._store is not None and not self._options.overwrite:
-            completed = self._store.completed(source.target)
-            if completed is not None and not self._options.update:
-                return Outcome(source, Kind.SKIPPED, completed=completed)
-        path = self._temp_path(source)
-        transfer = self._transfer(source, path)
+            return Failed(source, source.error)
+        completed = item.completed
+        if completed is not None and not self._options.update:
+            return AlreadyDone(
+                source, completed, unchanged=False, http_status=completed.http_status
+            )
+        path = self._context.root / temp_name(source.index, source.target)
+        transfer = self._transfer(item, path)
         if self._options.deadline_s is not None:
             transfer.deadline = time.monotonic() + self._options.deadline_s
         policy = self._options.retry
@@ -106,73 +70,75 @@ class Worker:
                 outcome = self._attempt(source, path, transfer, completed)
             except Interrupted:
                 self._abandon(transfer)
-                return Outcome(source, Kind.INTERRUPTED, attempts)
+                return Stopped(source, attempts)
             except Exception as exc:
                 error = classify(exc)
             else:
-                outcome.attempts = attempts
-                return outcome
+                return replace(outcome, attempts=attempts)
+            status = error.http_status or transfer.http_status
             if not error.retryable or attempts > policy.retries:
                 self._give_up(transfer)
                 message = str(error)
                 if attempts > 1:
                     message = f"{message} (after {attempts} attempts)"
-                return Outcome(
-                    source,
-                    Kind.FAILED,
-                    attempts,
-                    http_status=error.http_status,
-                    error=ErrorInfo(error.kind, message),
-                )
+                log.debug("#%d %s: failed: %s", source.index, source.shown, message)
+                return Failed(source, ErrorInfo(error.kind, message), status, attempts)
             wait = policy.wait_s(attempts, error.retry_after)
             left = transfer.time_left()
             if left is not None and wait >= left:
                 self._give_up(transfer)
-                return Outcome(
-                    source, Kind.FAILED, attempts, http_status=error.http_status,
-                    error=ErrorInfo("deadline", f"exceeded --deadline; last error: {error}"),
-                )  # fmt: skip
-            if self._stop.wait(wait):
+                message = f"exceeded --deadline; last error: {error}"
+                return Failed(source, ErrorInfo(ErrorType.DEADLINE, message), status, attempts)
+            log.info(
+                "#%d %s: %s; attempt %d of %d in %.1f s",
+                source.index, source.shown, error, attempts + 1, policy.retries + 1, wait,
+            )  # fmt: skip
+            if self._context.stop.wait(wait):
                 self._abandon(transfer)
-                return Outcome(source, Kind.INTERRUPTED, attempts)
+                return Stopped(source, attempts)
 
-    def _transfer(self, source: Source, path: Path) -> Transfer:
+    def _transfer(self, item: WorkItem, path: Path) -> Transfer:
         """A fresh transfer, or the partial file an interrupted run left for this item."""
+        source = item.source
         transfer = Transfer(source.target)
-        if self._store is None or source.kind is not SourceKind.HTTP:
-            return transfer
-        validator = self._store.partial(path.name, source.target)
-        if validator is not None:
+        if item.resume_from is not None and source.kind is SourceKind.HTTP:
             transfer.temp = self._new_output(source, path, None, resume=True)
             transfer.temp.resumable = True
-            transfer.validator = validator
+            transfer.validator = item.resume_from
+            log.info(
+                "#%d %s: continuing the %d bytes an earlier run left",
+                source.index, source.shown, transfer.temp.size,
+            )  # fmt: skip
         return transfer
-
-    def _temp_path(self, source: Source) -> Path:
-        # Temps live at the top of the output dir: same file system, so the committer's
-        # rename into a sub-folder stays atomic, and workers never create folders (the
-        # committer does, in input order, so the same list always gives the same names).
-        token = hashlib.sha256(source.target.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-        return self._root / temp_name(source.index, token)
 
     def _new_output(
         self, source: Source, path: Path, declared: int | None, *, resume: bool = False
     ) -> TempOutput:
         limit = self._options.max_size
         if limit is not None and declared is not None and declared > limit:
-            raise ItemError("too_large", f"size {declared} exceeds --max-size ({limit} bytes)")
+            raise ItemError(
+                ErrorType.TOO_LARGE, f"size {declared} exceeds --max-size ({limit} bytes)"
+            )
+        stats = self._context.stats
+        if declared is not None:
+            stats.expect_bytes(declared)
         return TempOutput(
             path,
-            self._live,
+            self._context.live,
             max_size=limit,
-            on_bytes=self._stats.add_bytes,
+            on_bytes=stats.add_bytes,
             md5=any(algorithm == "md5" for algorithm, _ in source.checksums),
             resume=resume,
         )
 
     def _attempt(
-        self, source: Source, path: Path, transfer: Transfer, completed: Completed | None
+        self,
+        source: Source,
+        path: Path,
+        transfer: Transfer,
+        completed: Completed | None,
     ) -> Outcome:
+        """One attempt; its outcome's `attempts` is set by the caller."""
         dirs, name = plan(source, self._options.layout)
         if source.kind is SourceKind.FILE:
             return self._copy(source, dirs, name, path, completed)
@@ -184,20 +150,15 @@ class Worker:
             conditional,
         )
         if fetched.unchanged and completed is not None:
-            return Outcome(
-                source, Kind.UNCHANGED, http_status=304, completed=completed,
-                validators=fetched.validators,
-            )  # fmt: skip
+            log.info("#%d %s: unchanged on the server (304)", source.index, source.shown)
+            return AlreadyDone(source, completed, unchanged=True, http_status=304)
         temp = transfer.temp
         assert temp is not None
         temp.verify(source.checksums)
         temp.close()
         if source.name is None:
             name = disposition_name(name, fetched.disposition, source.index, self._options.layout)
-        return Outcome(
-            source, Kind.FETCHED, dirs=dirs, name=name, temp=temp,
-            http_status=fetched.http_status, validators=fetched.validators,
-        )  # fmt: skip
+        return Fetched(source, temp, dirs, name, fetched.http_status, fetched.validators, 0)
 
     def _copy(
         self,
@@ -210,18 +171,18 @@ class Worker:
         """Local sources: with --update, compared by size and mtime, copied only if changed."""
         validators = Validators(etag=local_validator(source.target))
         if completed is not None and completed.validators == validators:
-            return Outcome(source, Kind.UNCHANGED, completed=completed, validators=validators)
+            return AlreadyDone(source, completed, unchanged=True, http_status=None)
         out = copy_local(
             source.target,
             lambda declared: self._new_output(source, path, declared),
-            self._stop.is_set,
+            self._context.stop.is_set,
         )
         try:
             out.verify(source.checksums)
         except ItemError:
             out.discard()
             raise
-        return Outcome(source, Kind.FETCHED, dirs=dirs, name=name, temp=out, validators=validators)
+        return Fetched(source, out, dirs, name, None, validators, 0)
 
     def _abandon(self, transfer: Transfer) -> None:
         """The run is stopping: keep a resumable partial for the next run, drop the rest."""
@@ -238,41 +199,13 @@ class Worker:
         if temp is None:
             return
         temp.discard()
-        if temp.resumable and self._store is not None:
-            self._store.drop_partial(temp.path.name)
+        if temp.resumable:
+            self._downloader.forget_partial(temp.path.name)
 
 
-def classify(exc: Exception) -> ItemError:
-    """Map any exception raised while fetching to a stable error type and retryability."""
-    if isinstance(exc, ItemError):
-        return exc
-    if isinstance(exc, requests.exceptions.Timeout):
-        return ItemError("timeout", f"timed out: {_reason(exc)}", retryable=True)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return ItemError("tls", f"TLS error: {_reason(exc)}")
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return ItemError("truncated", f"body cut short: {_reason(exc)}", retryable=True)
-    if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return ItemError("decode", f"cannot decode body: {_reason(exc)}")
-    if isinstance(exc, requests.exceptions.TooManyRedirects):
-        return ItemError("too_many_redirects", str(exc))
-    if isinstance(exc, requests.exceptions.InvalidSchema | requests.exceptions.InvalidURL):
-        return ItemError("invalid_url", str(exc))
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return ItemError("connection", f"connection failed: {_reason(exc)}", retryable=True)
-    if isinstance(exc, requests.exceptions.RequestException):
-        return ItemError("http", str(exc))
-    if isinstance(exc, OSError):
-        return os_item_error(exc, "I/O error")
-    return ItemError("internal", f"{type(exc).__name__}: {exc}")
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost useful message: urllib3 wraps its errors several layers deep."""
-    inner: BaseException = exc
-    while inner.args and isinstance(inner.args[0], BaseException):
-        inner = inner.args[0]
-    reason = getattr(inner, "reason", None)
-    text = str(reason if isinstance(reason, BaseException) else inner)
-    # urllib3 prefixes the connection's repr: "HTTPConnection(host=..., port=...): ..."
-    return re.sub(r"^\w+\(host=[^)]*\): ", "", text)
+def build_worker(context: RunContext) -> Worker:
+    """The one way a run's worker is put together, wherever it runs."""
+    options = context.options
+    gate = HostGate(options.per_host, options.rate, context.stop, options.retry.max_wait_s)
+    transport = Transport(options)
+    return Worker(context, Downloader(transport, gate, context.store, context.stop))

@@ -62,7 +62,7 @@ def test_no_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     run = run_fetcher("fetch", "l.txt", "-o", "out", cwd=tmp_path)
     assert run.returncode == 0
     assert "item/s" not in run.stderr and "it/s" not in run.stderr
-    assert run.stderr.startswith("Done: 1 items (1 ok)")
+    assert run.stderr.startswith("Done: 1 item (1 ok)")
 
 
 def test_no_progress_flag_silences_the_bar_on_a_terminal(tmp_path: Path) -> None:
@@ -71,5 +71,5 @@ def test_no_progress_flag_silences_the_bar_on_a_terminal(tmp_path: Path) -> None
     shown = read_terminal(
         fetcher_command("fetch", "l.txt", "-o", "out", "--no-progress"), tmp_path, 5
     )
-    assert "Done: 1 items" in shown
+    assert "Done: 1 item " in shown
     assert "item/s" not in shown and "failed=" not in shown

@@ -23,7 +23,7 @@ import responses
 from responses.registries import OrderedRegistry
 
 from fetcher import Layout, Result, RetryPolicy, Status, fetch_all, fetch_iter
-from fetcher.writing import STATE_DIR, TEMP_PREFIX, TEMP_SUFFIX
+from fetcher.temps import STATE_DIR, TEMP_PREFIX, TEMP_SUFFIX
 
 NO_WAIT = RetryPolicy(retries=2, backoff_s=0)
 

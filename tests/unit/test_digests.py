@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fetcher.digests import OFFLOAD_BYTES, Digests
-from fetcher.writing import LiveTemps, TempOutput
+from fetcher.temps import LiveTemps, TempOutput
 
 BLOCK = 256 * 1024
 

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from fetcher.interrupts import Interrupts, Terminated
+from fetcher.cli.interrupts import Interrupts, Terminated
 
 
 def test_signal_is_only_recorded_until_checked() -> None:

@@ -1,21 +1,23 @@
-"""Writing outputs safely: a temporary file in the final directory, hashed while it is
-written, renamed into place only when complete; directories created without ever following
-a symlink out of the output directory."""
+"""Temp files and their placement: each body is written to a temporary file at the top of the
+output dir, hashed while it is written, and renamed into place only when complete;
+directories are created without ever following a symlink out of the output directory."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from fetcher.digests import Digests
 from fetcher.errors import ItemError
+from fetcher.results import ErrorType
 
 TEMP_PREFIX = ".fetcher-"
 TEMP_SUFFIX = ".part"
@@ -23,9 +25,10 @@ STATE_DIR = ".fetcher"
 """Hidden folder in the output dir for the state store and the default manifest."""
 
 
-def temp_name(index: int, token: str) -> str:
+def temp_name(index: int, target: str) -> str:
     """Recognisable and stable for the same item, so a later run can find and replace it;
     sanitised names never start with '.', so it cannot clash with an output."""
+    token = hashlib.sha256(target.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"{TEMP_PREFIX}{index}-{token}{TEMP_SUFFIX}"
 
 
@@ -45,9 +48,14 @@ def make_dir(path: Path) -> bool:
 class CompleteTemp(Protocol):
     """What the committer needs of a complete temp file, whoever wrote it."""
 
-    path: Path
-    size: int
-    resumable: bool
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def resumable(self) -> bool: ...
 
     @property
     def sha256(self) -> str: ...
@@ -57,25 +65,30 @@ class CompleteTemp(Protocol):
     def placed(self) -> None: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class FinishedTemp:
-    """A complete temp file written by another process (`--processes`), now owned here."""
+    """A complete temp file whose writer has closed it, as it crosses from another process
+    (`--processes`, a cluster worker): plain data until `adopt` makes it this process's."""
 
     path: Path
     size: int
     sha256: str
     resumable: bool
-    live: LiveTemps
+    live: LiveTemps | None = None
 
-    def __post_init__(self) -> None:
-        self.live.add(self)
+    def adopt(self, live: LiveTemps) -> FinishedTemp:
+        """Owned here from now on: removed with the run's other temps if it stops."""
+        adopted = replace(self, live=live)
+        live.add(adopted)
+        return adopted
 
     def discard(self) -> None:
         remove_quietly(self.path)
-        self.live.discard(self.path)
+        self.placed()
 
     def placed(self) -> None:
-        self.live.discard(self.path)
+        if self.live is not None:
+            self.live.discard(self.path)
 
 
 class LiveTemps:
@@ -149,7 +162,9 @@ class TempOutput:
     def write(self, data: bytes | memoryview) -> None:
         self.size += len(data)
         if self._max_size is not None and self.size > self._max_size:
-            raise ItemError("too_large", f"body exceeds --max-size ({self._max_size} bytes)")
+            raise ItemError(
+                ErrorType.TOO_LARGE, f"body exceeds --max-size ({self._max_size} bytes)"
+            )
         self._digests.update(data)
         view = memoryview(data)
         assert self._file is not None
@@ -180,7 +195,7 @@ class TempOutput:
             actual = self._digests.hexdigest(algorithm)
             if actual != expected:
                 raise ItemError(
-                    "checksum_mismatch", f"{algorithm} is {actual}, expected {expected}"
+                    ErrorType.CHECKSUM_MISMATCH, f"{algorithm} is {actual}, expected {expected}"
                 )
 
     def close(self) -> None:
@@ -198,6 +213,10 @@ class TempOutput:
     def placed(self) -> None:
         """The file was renamed into place or consumed: no longer ours to clean up."""
         self._live.discard(self.path)
+
+    def finished(self) -> FinishedTemp:
+        """The closed file as plain data, to hand to another process."""
+        return FinishedTemp(self.path, self.size, self.sha256, self.resumable)
 
 
 def _create(path: Path) -> int:
@@ -240,9 +259,9 @@ def place(temp: CompleteTemp, final: Path) -> None:
 def os_item_error(exc: OSError, context: str) -> ItemError:
     """The one translation of OS errors into item errors."""
     if exc.errno == errno.ENOSPC:
-        return ItemError("disk_full", f"{context}: no space left on device")
+        return ItemError(ErrorType.DISK_FULL, f"{context}: no space left on device")
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return ItemError("permission", f"{context}: permission denied")
+        return ItemError(ErrorType.PERMISSION, f"{context}: permission denied")
     if exc.errno == errno.ELOOP:
-        return ItemError("path_conflict", f"{context}: a symlink is in the way")
-    return ItemError("io", f"{context}: {exc.strerror or exc}")
+        return ItemError(ErrorType.PATH_CONFLICT, f"{context}: a symlink is in the way")
+    return ItemError(ErrorType.IO, f"{context}: {exc.strerror or exc}")

@@ -1,0 +1,80 @@
+"""`fetcher tune LIST...`: trials on a sample of the list, reported as they finish, then a
+table and one recommendation."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fetcher.cli.args import SharedArgs
+from fetcher.cli.env import Environment
+from fetcher.cli.exit import ExitStatus
+from fetcher.cli.interrupts import Interrupts
+from fetcher.errors import UsageError
+from fetcher.lists import check_lists, read_lists
+from fetcher.options import FetchOptions
+from fetcher.sources import Source
+from fetcher.tune import Trial, processes_to_try, recommend, run_trials, table, usable_cpus
+
+
+@dataclass(frozen=True)
+class TuneCommand:
+    env: Environment
+    sample: list[Source]
+    options: FetchOptions
+
+    @classmethod
+    def build(
+        cls, env: Environment, shared: SharedArgs, *, lists: tuple[str, ...], sample: int
+    ) -> TuneCommand:
+        if sample < 1:
+            raise UsageError("--sample must be at least 1")
+        options = shared.apply(FetchOptions())
+        check_lists(lists)
+        items = list(itertools.islice(read_lists(lists, env.stdin), sample))
+        if not items:
+            raise UsageError("the lists hold no items to sample")
+        return cls(env, items, options)
+
+    def _say(self, line: str) -> None:
+        self.env.stderr.write(line + "\n")
+        self.env.stderr.flush()
+
+    def run(self, interrupts: Interrupts) -> ExitStatus:
+        self._say(f"Sampling {len(self.sample)} items per trial...")
+        trials = self._trials(run_trials(self.sample, self.options, interrupts.check))
+        if all(t.failed == t.items for t in trials):
+            self._say(
+                "fetcher: every item of the sample failed in every trial; nothing to"
+                " recommend (check the list with `fetcher fetch`)"
+            )
+            return ExitStatus.FAILURES
+        best = recommend(trials)
+        processes = processes_to_try(best, usable_cpus())
+        if processes is not None:
+            self._say(f"  CPU-bound at -j {best.workers}: one more trial on {processes} processes")
+            more = run_trials(
+                self.sample,
+                self.options,
+                interrupts.check,
+                workers_grid=[best.workers],
+                chunksize_grid=[None],  # chunksize 1 would cross processes per item
+                processes=processes,
+            )
+            trials += self._trials(more)
+        self.env.stdout.write((table(trials, recommend(trials)) + "\n").encode())
+        self.env.stdout.flush()
+        return ExitStatus.OK
+
+    def _trials(self, trials: Iterable[Trial]) -> list[Trial]:
+        """The trials, each reported on stderr as it finishes."""
+        done = []
+        for trial in trials:
+            processes = f" --processes {trial.processes}" if trial.processes > 1 else ""
+            self._say(
+                f"  -j {trial.workers:>2} --chunksize {trial.chunksize or 'auto'}{processes}:"
+                f" {trial.items_per_s:.0f} items/s"
+            )
+            done.append(trial)
+        return done

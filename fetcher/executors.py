@@ -1,0 +1,35 @@
+"""Executors: where a run's items are fetched. Each takes the work items in input order and
+gives their outcomes back in the same order, in batches; the job commits them. The choice
+is made here, in one place: a new executor is a module of its own plus one line below."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from typing import Protocol
+
+from fetcher.context import RunContext
+from fetcher.options import FetchOptions
+from fetcher.work import Outcome, WorkItem
+
+
+class Executor(Protocol):
+    def batches(
+        self,
+        items: Iterable[WorkItem],
+        context: RunContext,
+        chunksize: int,
+        while_waiting: Callable[[], None] | None = None,
+    ) -> Generator[list[Outcome], None, None]:
+        """Outcomes in input order, a batch of every one ready at a time; closing the
+        generator stops the work and releases everything it started."""
+        ...
+
+
+def choose_executor(options: FetchOptions) -> Executor:
+    if options.processes > 1:
+        from fetcher.processes import ProcessExecutor
+
+        return ProcessExecutor(options.processes)
+    from fetcher.pool import ThreadExecutor
+
+    return ThreadExecutor()
