@@ -95,6 +95,10 @@ class FetchOptions:
     """Total time for one item, retries included; None for no limit."""
     stream_to: BinaryIO | None = None
     """When set, bodies go here in input order and no output files are kept."""
+    cluster: object | None = None
+    """Run on a Dask cluster: a scheduler address ('tcp://host:8786'), 'local:N' for a local
+    cluster of N worker processes, or a `distributed.Client` the caller already has. Needs
+    the `fetcher[dask]` extra."""
     manifest: Path | None = None
     """Where the run writes its manifest (JSON Lines, or CSV for a `.csv` path); None for
     none. A run with a manifest and an output dir can later be retried (`retry_failed`)."""
@@ -236,3 +240,16 @@ def tls_verify(insecure: bool, ca_bundle: Path | None) -> bool | str:
     if ca_bundle is not None and not ca_bundle.is_file():
         raise UsageError(f"CA bundle not found: {ca_bundle}")
     return False if insecure else (str(ca_bundle.absolute()) if ca_bundle else True)
+
+
+_CLUSTER = re.compile(r"^(local:[1-9]\d*|([a-z][a-z0-9+.-]*://)?[^\s/:]+(:\d+)?)$")
+
+
+def parse_cluster(text: str) -> str:
+    """'local:N' or a scheduler address ('tcp://host:8786', 'host:8786'), as given to
+    --cluster; which of them answers is found out when the run starts."""
+    if not _CLUSTER.match(text.strip()):
+        raise UsageError(
+            f"--cluster takes a scheduler address (tcp://host:8786) or local:N, not {text!r}"
+        )
+    return text.strip()

@@ -55,6 +55,7 @@ def fetch(
     output_dir: args.OutputDir = None,
     workers: args.Workers = _D.workers,
     processes: args.Processes = _D.processes,
+    cluster: args.Cluster = None,
     chunksize: args.Chunksize = "auto",
     manifest: Annotated[
         Path | None,
@@ -110,7 +111,7 @@ def fetch(
         workers=workers, processes=processes, chunksize=chunksize, retries=retries,
         retry_wait=retry_wait, retry_max_wait=retry_max_wait, retry_on=retry_on,
         timeout=timeout, deadline=deadline, headers=tuple(header or ()), max_size=max_size,
-        per_host=per_host, rate=rate, insecure=insecure, ca_bundle=ca_bundle,
+        per_host=per_host, rate=rate, insecure=insecure, ca_bundle=ca_bundle, cluster=cluster,
     )  # fmt: skip
     execute(
         lambda env: FetchCommand.build(
@@ -149,6 +150,7 @@ def retry(
     ] = None,
     workers: args.Workers = None,
     processes: args.Processes = None,
+    cluster: args.Cluster = None,
     chunksize: args.Chunksize = None,
     retries: args.Retries = None,
     retry_wait: args.RetryWait = None,
@@ -175,7 +177,7 @@ def retry(
         workers=workers, processes=processes, chunksize=chunksize, retries=retries,
         retry_wait=retry_wait, retry_max_wait=retry_max_wait, retry_on=retry_on,
         timeout=timeout, deadline=deadline, headers=tuple(header or ()), max_size=max_size,
-        per_host=per_host, rate=rate, insecure=insecure, ca_bundle=ca_bundle,
+        per_host=per_host, rate=rate, insecure=insecure, ca_bundle=ca_bundle, cluster=cluster,
     )  # fmt: skip
     execute(
         lambda env: RetryCommand.build(

@@ -14,6 +14,7 @@ from fetcher.options import (
     FetchOptions,
     merge_headers,
     parse_chunksize,
+    parse_cluster,
     parse_headers,
     parse_rate,
     parse_size,
@@ -45,6 +46,7 @@ class SharedArgs:
     rate: str | None = None
     insecure: bool = False
     ca_bundle: Path | None = None
+    cluster: str | None = None
 
     def apply(self, options: FetchOptions) -> FetchOptions:
         """`options` with what was given applied (checked: a bad value is a UsageError).
@@ -73,6 +75,7 @@ class SharedArgs:
             per_host=_given(self.per_host, options.per_host),
             rate=options.rate if self.rate is None else parse_rate(self.rate),
             verify=tls_verify(self.insecure, self.ca_bundle) if tls else options.verify,
+            cluster=options.cluster if self.cluster is None else parse_cluster(self.cluster),
         )
 
 
@@ -142,6 +145,14 @@ PerHost = Annotated[
 ]
 Rate = Annotated[
     str | None, typer.Option("--rate", metavar="N/s", help="Request starts per second, e.g. 10/s.")
+]
+Cluster = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        metavar="ADDRESS|local:N",
+        help="Run on a Dask cluster: a scheduler's address, or local:N worker processes.",
+    ),
 ]
 Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")]
 CaBundle = Annotated[
