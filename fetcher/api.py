@@ -7,6 +7,7 @@ stops iterating.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterable, Iterator
@@ -35,8 +36,8 @@ def fetch_iter(
     if isinstance(sources, str | bytes | os.PathLike):
         raise TypeError("sources must be an iterable of sources, not a single str or path")
     opts = dataclasses.replace(options or FetchOptions(), **overrides)
-    with Job(opts) as job:
-        for batch in job.run(_numbered(sources, Path.cwd())):
+    with Job(opts) as job, contextlib.closing(job.run(_numbered(sources, Path.cwd()))) as batches:
+        for batch in batches:
             yield from batch
 
 
@@ -68,8 +69,9 @@ def retry_iter(
             given["headers"] = merge_headers(recorded.headers, tuple(given["headers"]))
         return dataclasses.replace(recorded, **given)
 
-    for batch in retry_batches(Path(manifest), out, adjust):
-        yield from batch
+    with contextlib.closing(retry_batches(Path(manifest), out, adjust)) as batches:
+        for batch in batches:
+            yield from batch
 
 
 def retry_failed(

@@ -8,6 +8,7 @@ between runs): the temp file with its running hashes, and the validator its byte
 from __future__ import annotations
 
 import email.utils
+import logging
 import os
 import re
 import threading
@@ -28,6 +29,8 @@ from fetcher.transport import Transport, Watch, body_blocks
 RESUME_MIN_BYTES = 1024 * 1024
 """Bodies at least this large (or of unknown length) are registered for resuming by a later
 run; for smaller ones a restart costs less than the bookkeeping."""
+log = logging.getLogger(__name__)
+
 SLOW_DOWN_STATUSES = frozenset({429, 503})
 """A host that answers these is overloaded: its next request starts are spaced out."""
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -40,6 +43,8 @@ class Transfer:
 
     key: str
     """The source's target (URL), as the state store knows it."""
+    key_shown: str = ""
+    """How log lines name the item: its index and source, any password masked."""
     deadline: float | None = None
     """`time.monotonic()` by which the item must be done (`--deadline`), retries included."""
     temp: TempOutput | None = None
@@ -149,16 +154,10 @@ class Downloader:
                     ErrorType.HTTP_STATUS, "HTTP 304 to a request that was not conditional"
                 )
             return Fetched(status, validators, None, unchanged=True)
-        temp = transfer.temp
         if status == 416:
             return self._unsatisfiable(response, transfer, validators)
-        total = _declared_length(response)
-        if status == 206:
-            if temp is None or not _continues(response.headers.get("Content-Range"), temp.size):
-                raise ItemError(ErrorType.RANGE, "server sent an unexpected range", retryable=True)
-            total = _range_total(response.headers.get("Content-Range"))
-        elif temp is not None and temp.size:
-            temp.restart()  # a full body: the server ignored the range or the file changed
+        total = self._expected_total(response, transfer)
+        temp = transfer.temp
         if temp is None:
             temp = transfer.temp = make_output(total)
         transfer.validator = _if_range_value(validators)
@@ -175,6 +174,25 @@ class Downloader:
             )
         _set_mtime(temp, validators.last_modified)
         return Fetched(200 if status == 206 else status, validators, _disposition(response))
+
+    def _expected_total(self, response: requests.Response, transfer: Transfer) -> int | None:
+        """The whole body's size, if declared; a partial answer must continue exactly the
+        bytes kept, and a full answer to a range request starts them over."""
+        temp = transfer.temp
+        content_range = response.headers.get("Content-Range")
+        if response.status_code == 206:
+            if temp is None or not _continues(content_range, temp.size):
+                raise ItemError(ErrorType.RANGE, "server sent an unexpected range", retryable=True)
+            log.info("%s: continuing after %d bytes", transfer.key_shown, temp.size)
+            return _range_total(content_range)
+        if temp is not None and temp.size:
+            log.info(
+                "%s: the server sent the whole body again (range ignored, or the file"
+                " changed); starting over",
+                transfer.key_shown,
+            )
+            temp.restart()
+        return _declared_length(response)
 
     def _unsatisfiable(
         self, response: requests.Response, transfer: Transfer, validators: Validators

@@ -5,12 +5,15 @@ without slowing the other hosts."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from fetcher.errors import Interrupted
+
+log = logging.getLogger(__name__)
 
 MIN_DELAY_S = 0.25
 MAX_DELAY_S = 30.0
@@ -89,6 +92,10 @@ class HostGate:
             pause = entry.delay_s if retry_after is None else retry_after
             pause = min(pause, self._max_pause_s)
             entry.next_start = max(entry.next_start, time.monotonic() + pause)
+        log.info(
+            "%s is overloaded: its next request in %.1f s, then one every %.2f s",
+            host, pause, entry.delay_s,
+        )  # fmt: skip
 
     def succeeded(self, host: str) -> None:
         """A success lets a slowed host recover gradually."""

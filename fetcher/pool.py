@@ -12,7 +12,7 @@ import itertools
 import multiprocessing
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
-from multiprocessing.pool import Pool, ThreadPool
+from multiprocessing.pool import IMapIterator, Pool, ThreadPool
 from typing import TypeVar
 
 from fetcher.context import RunContext
@@ -100,17 +100,8 @@ def pooled_batches(
     the feed gated to `window` items ahead of the consumer, chunks of `chunksize`."""
     slots = threading.Semaphore(window)
 
-    def gated() -> Iterator[T]:
-        for item in items:
-            while not slots.acquire(timeout=0.1):
-                if stop.is_set():
-                    return
-            if stop.is_set():
-                return
-            yield item
-
     def chunks() -> Iterator[list[T]]:
-        feed = gated()
+        feed = _gated(items, slots, stop)
         while chunk := list(itertools.islice(feed, chunksize)):
             yield chunk
 
@@ -119,24 +110,8 @@ def pooled_batches(
         # Chunks are formed here rather than by imap(chunksize=...), which would hide the
         # IMapIterator (and its non-blocking next) behind a flattening generator.
         results = pool.imap(run_chunk, chunks())
-        while True:
-            try:
-                first = results.next(timeout=WAIT_POLL_S)
-            except multiprocessing.TimeoutError:
-                if while_waiting is not None:
-                    while_waiting()
-                continue
-            except StopIteration:
-                break
-            batch, failure = first, None
-            while len(batch) < max_batch:
-                try:
-                    batch.extend(results.next(timeout=0))
-                except (multiprocessing.TimeoutError, StopIteration):
-                    break
-                except Exception as exc:  # a failed task: deliver what came before it first
-                    failure = exc
-                    break
+        while (first := _next_ready(results, while_waiting)) is not None:
+            batch, failure = _more_ready(results, first, max_batch)
             for _ in batch:
                 slots.release()
             yield batch
@@ -153,6 +128,46 @@ def pooled_batches(
             closer = threading.Thread(target=pool.terminate, name="fetcher-pool-close", daemon=True)
             closer.start()
             closer.join(TERMINATE_GRACE_S)
+
+
+def _gated(items: Iterable[T], slots: threading.Semaphore, stop: threading.Event) -> Iterator[T]:
+    """`items`, each only once a slot is free (the consumer frees one per result)."""
+    for item in items:
+        while not slots.acquire(timeout=WAIT_POLL_S):
+            if stop.is_set():
+                return
+        if stop.is_set():
+            return
+        yield item
+
+
+def _next_ready(
+    results: IMapIterator[list[R]], while_waiting: Callable[[], None] | None
+) -> list[R] | None:
+    """The next chunk's results (None at the end), calling `while_waiting` meanwhile."""
+    while True:
+        try:
+            return results.next(timeout=WAIT_POLL_S)
+        except multiprocessing.TimeoutError:
+            if while_waiting is not None:
+                while_waiting()
+        except StopIteration:
+            return None
+
+
+def _more_ready(
+    results: IMapIterator[list[R]], batch: list[R], max_batch: int
+) -> tuple[list[R], Exception | None]:
+    """`batch` and every chunk already done after it, up to `max_batch` results; a failed
+    task is returned beside them, so what came before it is delivered first."""
+    while len(batch) < max_batch:
+        try:
+            batch.extend(results.next(timeout=0))
+        except (multiprocessing.TimeoutError, StopIteration):
+            break
+        except Exception as exc:
+            return batch, exc
+    return batch, None
 
 
 def ordered_map(

@@ -6,16 +6,21 @@ output dir; the parent takes them over (`FinishedTemp`) and names them in input 
 
 from __future__ import annotations
 
+import logging
+import logging.handlers
 import math
 import multiprocessing
+import multiprocessing.queues
 import signal
+import threading
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import replace
 from multiprocessing.pool import ThreadPool
+from queue import Empty
 
 from fetcher.context import RunContext, RunSpec
 from fetcher.options import FetchOptions
-from fetcher.pool import WINDOW_PER_WORKER, pooled_batches
+from fetcher.pool import TERMINATE_GRACE_S, WAIT_POLL_S, WINDOW_PER_WORKER, pooled_batches
 from fetcher.temps import FinishedTemp, TempOutput, remove_stale_temps
 from fetcher.work import Failed, Fetched, Outcome, Stopped, WorkItem
 from fetcher.worker import Worker, build_worker
@@ -52,8 +57,50 @@ class _Child:
     pool: ThreadPool
 
 
-def _start_child(spec: RunSpec, threads: int) -> None:
+class _LogRelay:
+    """The children's log records, handed to this process's loggers, so that -v shows
+    their decisions too (only set up when someone listens at INFO or below)."""
+
+    def __init__(self, queue: multiprocessing.queues.Queue[logging.LogRecord]) -> None:
+        self.queue = queue
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fetcher-log-relay", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            try:
+                record = self.queue.get(timeout=WAIT_POLL_S)
+            except Empty:
+                continue
+            except (EOFError, OSError):  # a child died while writing to the queue
+                return
+            logging.getLogger(record.name).handle(record)
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(TERMINATE_GRACE_S)
+        self.queue.close()
+        self.queue.cancel_join_thread()
+
+
+def _start_child(
+    spec: RunSpec,
+    threads: int,
+    log_queue: multiprocessing.queues.Queue[logging.LogRecord] | None,
+    log_level: int,
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    if log_queue is not None:
+        logger = logging.getLogger("fetcher")
+        logger.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
+        logger.setLevel(log_level)
+        logger.propagate = False
+    # A spawned child's default start method is 'spawn', under which even a ThreadPool
+    # takes named semaphores (for its change notifier) that a child stopped by terminate()
+    # never releases: the resource tracker then warns of leaks. Under 'fork' they are
+    # unnamed; this process starts no processes of its own either way.
+    multiprocessing.set_start_method("fork", force=True)
     _Child.worker = build_worker(spec.open())
     _Child.pool = ThreadPool(threads)
 
@@ -69,6 +116,7 @@ def share_of(options: FetchOptions, processes: int) -> FetchOptions:
         options,
         stream_to=None,
         manifest=None,
+        cluster=None,
         per_host=max(1, options.per_host // processes),
         rate=None if options.rate is None else options.rate / processes,
     )
@@ -94,7 +142,13 @@ class ProcessExecutor:
         spec = context.spec(share_of(options, self.processes))
         task = chunksize * threads
         spawn = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-        pool = spawn.Pool(self.processes, initializer=_start_child, initargs=(spec, threads))
+        logger = logging.getLogger("fetcher")
+        relay = _LogRelay(spawn.Queue()) if logger.isEnabledFor(logging.INFO) else None
+        pool = spawn.Pool(
+            self.processes,
+            initializer=_start_child,
+            initargs=(spec, threads, relay and relay.queue, logger.getEffectiveLevel()),
+        )
         batches = pooled_batches(
             pool,
             _run_chunk,
@@ -109,6 +163,8 @@ class ProcessExecutor:
                 yield adopted(batch, context)
         finally:
             batches.close()
+            if relay is not None:
+                relay.close()
             if context.stop.is_set():
                 # Children stopped mid-item leave temps this process never saw.
                 keep = frozenset() if context.store is None else context.store.partial_temps()

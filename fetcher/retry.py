@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -146,7 +146,12 @@ class _Merge:
         return row
 
     def _write(self, result: Result) -> Result:
-        self._out.write_all((result,))
+        try:
+            self._out.write_all((result,))
+        except OSError as exc:
+            raise FetcherError(
+                f"cannot write the new {self._out.manifest} ({exc.strerror}); it is left as it was"
+            ) from None
         self._held = None
         self.written += 1
         return result
@@ -176,7 +181,7 @@ def retry_batches(
     *,
     stats: Stats | None = None,
     check_interrupt: Callable[[], None] | None = None,
-) -> Iterator[list[Result]]:
+) -> Generator[list[Result], None, None]:
     """Every row of `manifest`, in input order and in batches, its failed rows fetched
     again; the manifest is rewritten as the rows go. `adjust` changes the options the run
     recorded (workers, headers, politeness...) before they are used."""

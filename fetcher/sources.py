@@ -25,6 +25,7 @@ MAX_LINE_BYTES = 64 * 1024
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_WHITE_SPACE = re.compile(r"\s")
 _BOM = b"\xef\xbb\xbf"
 _SKIP_CHUNK = 64 * 1024
 
@@ -66,62 +67,90 @@ def mask_credentials(text: str) -> str:
     match = _SCHEME.match(text)
     if match is None:
         return text
-    rest = text[match.end() :]
-    netloc_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    userinfo, at, host = rest[:netloc_end].rpartition("@")
+    netloc_end = _netloc_end(text)
+    userinfo, at, host = text[match.end() : netloc_end].rpartition("@")
     if not at or ":" not in userinfo:
         return text
     user = userinfo.split(":", 1)[0]
-    return f"{match.group(0)}{user}:***@{host}{rest[netloc_end:]}"
+    return f"{match.group(0)}{user}:***@{host}{text[netloc_end:]}"
+
+
+class _Invalid(Exception):
+    def __init__(self, kind: ErrorType, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def parse_source(text: str, index: int, base_dir: Path) -> Source:
     """Classify one (already stripped) line; never raises."""
+    try:
+        kind, target = _classify(text, base_dir)
+    except _Invalid as exc:
+        error = ErrorInfo(exc.kind, str(exc))
+        return Source(index, text, SourceKind.INVALID, "", base_dir, error)
+    return Source(index, text, kind, target, base_dir)
 
-    def invalid(kind: ErrorType, message: str) -> Source:
-        return Source(index, text, SourceKind.INVALID, "", base_dir, ErrorInfo(kind, message))
 
+def _classify(text: str, base_dir: Path) -> tuple[SourceKind, str]:
     if not text:
-        return invalid(ErrorType.INVALID_SOURCE, "empty source")
+        raise _Invalid(ErrorType.INVALID_SOURCE, "empty source")
     if len(text.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
-        return invalid(ErrorType.INVALID_SOURCE, f"line is longer than {MAX_LINE_BYTES} bytes")
+        raise _Invalid(ErrorType.INVALID_SOURCE, f"line is longer than {MAX_LINE_BYTES} bytes")
     if _CONTROL.search(text):
-        return invalid(ErrorType.INVALID_SOURCE, "line contains NUL or control characters")
+        raise _Invalid(ErrorType.INVALID_SOURCE, "line contains NUL or control characters")
     if _SURROGATE.search(text):
-        return invalid(ErrorType.INVALID_SOURCE, "source is not valid Unicode (lone surrogate)")
+        raise _Invalid(ErrorType.INVALID_SOURCE, "source is not valid Unicode (lone surrogate)")
     scheme_match = _SCHEME.match(text)
     if scheme_match is None:
-        return Source(index, text, SourceKind.FILE, os.path.abspath(base_dir / text), base_dir)
+        return SourceKind.FILE, os.path.abspath(base_dir / text)
     scheme = scheme_match.group(1).lower()
     if scheme in ("http", "https"):
-        if any(c.isspace() for c in text):
-            return invalid(ErrorType.INVALID_SOURCE, "URL contains white space")
-        try:
-            parts = urlsplit(text)
-            _ = parts.port  # raises ValueError on a bad port
-        except ValueError as exc:
-            return invalid(ErrorType.INVALID_SOURCE, f"malformed URL: {exc}")
-        if not parts.hostname:
-            return invalid(ErrorType.INVALID_SOURCE, "URL has no host")
-        return Source(index, text, SourceKind.HTTP, text, base_dir)
+        return SourceKind.HTTP, _http_target(text)
     if scheme == "file":
-        parts = urlsplit(text)
-        if parts.netloc not in ("", "localhost"):
-            return invalid(
-                ErrorType.INVALID_SOURCE, f"file URL names a remote host: {parts.netloc!r}"
-            )
-        try:
-            path = unquote(parts.path, errors="strict")
-        except UnicodeDecodeError:
-            return invalid(
-                ErrorType.INVALID_SOURCE, "file URL path is not valid UTF-8 once decoded"
-            )
-        if not path.startswith("/"):
-            return invalid(ErrorType.INVALID_SOURCE, "file URL path is not absolute")
-        return Source(index, text, SourceKind.FILE, os.path.abspath(path), base_dir)
-    return invalid(
+        return SourceKind.FILE, _file_path(text)
+    raise _Invalid(
         ErrorType.UNSUPPORTED_SCHEME, f"unsupported scheme {scheme!r} (use http, https, file)"
     )
+
+
+def _http_target(text: str) -> str:
+    """The URL to request: spaces in its path or query percent-encoded, as browsers and
+    wget do (the manifest keeps the source as written); other white space, or any in the
+    host, is an error."""
+    origin_end = _netloc_end(text)
+    url = text[:origin_end] + text[origin_end:].replace(" ", "%20")
+    if _WHITE_SPACE.search(url):
+        raise _Invalid(ErrorType.INVALID_SOURCE, "URL contains white space")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError as exc:
+        raise _Invalid(ErrorType.INVALID_SOURCE, f"malformed URL: {exc}") from None
+    if not parts.hostname:
+        raise _Invalid(ErrorType.INVALID_SOURCE, "URL has no host")
+    return url
+
+
+def _netloc_end(url: str) -> int:
+    """Where `scheme://netloc` ends in a URL."""
+    start = url.index("://") + 3
+    ends = [i for i in (url.find(c, start) for c in "/?#") if i >= 0]
+    return min(ends, default=len(url))
+
+
+def _file_path(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.netloc not in ("", "localhost"):
+        raise _Invalid(ErrorType.INVALID_SOURCE, f"file URL names a remote host: {parts.netloc!r}")
+    try:
+        path = unquote(parts.path, errors="strict")
+    except UnicodeDecodeError:
+        raise _Invalid(
+            ErrorType.INVALID_SOURCE, "file URL path is not valid UTF-8 once decoded"
+        ) from None
+    if not path.startswith("/"):
+        raise _Invalid(ErrorType.INVALID_SOURCE, "file URL path is not absolute")
+    return os.path.abspath(path)
 
 
 def bounded_lines(stream: BinaryIO) -> Iterator[bytes | None]:

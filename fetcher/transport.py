@@ -291,26 +291,29 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+_REQUEST_ERRORS: tuple[tuple[type[Exception], ErrorType, str, bool], ...] = (
+    # (requests' exception, error type, message prefix, worth another attempt), in the
+    # order they must be tested: subclasses before the classes they derive from.
+    (requests.exceptions.Timeout, ErrorType.TIMEOUT, "timed out", True),
+    (requests.exceptions.SSLError, ErrorType.TLS, "TLS error", False),
+    (requests.exceptions.ChunkedEncodingError, ErrorType.TRUNCATED, "body cut short", True),
+    (requests.exceptions.ContentDecodingError, ErrorType.DECODE, "cannot decode body", False),
+    (requests.exceptions.TooManyRedirects, ErrorType.TOO_MANY_REDIRECTS, "", False),
+    (requests.exceptions.InvalidSchema, ErrorType.INVALID_URL, "", False),
+    (requests.exceptions.InvalidURL, ErrorType.INVALID_URL, "", False),
+    (requests.exceptions.ConnectionError, ErrorType.CONNECTION, "connection failed", True),
+    (requests.exceptions.RequestException, ErrorType.HTTP, "", False),
+)
+
+
 def classify(exc: Exception) -> ItemError:
     """Map any exception raised while fetching to a stable error type and retryability."""
     if isinstance(exc, ItemError):
         return exc
-    if isinstance(exc, requests.exceptions.Timeout):
-        return ItemError(ErrorType.TIMEOUT, f"timed out: {_reason(exc)}", retryable=True)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return ItemError(ErrorType.TLS, f"TLS error: {_reason(exc)}")
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return ItemError(ErrorType.TRUNCATED, f"body cut short: {_reason(exc)}", retryable=True)
-    if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return ItemError(ErrorType.DECODE, f"cannot decode body: {_reason(exc)}")
-    if isinstance(exc, requests.exceptions.TooManyRedirects):
-        return ItemError(ErrorType.TOO_MANY_REDIRECTS, str(exc))
-    if isinstance(exc, requests.exceptions.InvalidSchema | requests.exceptions.InvalidURL):
-        return ItemError(ErrorType.INVALID_URL, str(exc))
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return ItemError(ErrorType.CONNECTION, f"connection failed: {_reason(exc)}", retryable=True)
-    if isinstance(exc, requests.exceptions.RequestException):
-        return ItemError(ErrorType.HTTP, str(exc))
+    for kind, error_type, prefix, retryable in _REQUEST_ERRORS:
+        if isinstance(exc, kind):
+            message = f"{prefix}: {_reason(exc)}" if prefix else str(exc)
+            return ItemError(error_type, message, retryable=retryable)
     if isinstance(exc, OSError):
         return os_item_error(exc, "I/O error")
     return ItemError(ErrorType.INTERNAL, f"{type(exc).__name__}: {exc}")

@@ -61,7 +61,6 @@ class Worker:
         transfer = self._transfer(item, path)
         if self._options.deadline_s is not None:
             transfer.deadline = time.monotonic() + self._options.deadline_s
-        policy = self._options.retry
         attempts = 0
         while True:
             attempts += 1
@@ -72,35 +71,45 @@ class Worker:
                 self._abandon(transfer)
                 return Stopped(source, attempts)
             except Exception as exc:
-                error = classify(exc)
+                ended = self._after_failure(source, transfer, classify(exc), attempts)
+                if ended is not None:
+                    return ended
             else:
                 return replace(outcome, attempts=attempts)
-            status = error.http_status or transfer.http_status
-            if not error.retryable or attempts > policy.retries:
-                self._give_up(transfer)
-                message = str(error)
-                if attempts > 1:
-                    message = f"{message} (after {attempts} attempts)"
-                log.debug("#%d %s: failed: %s", source.index, source.shown, message)
-                return Failed(source, ErrorInfo(error.kind, message), status, attempts)
-            wait = policy.wait_s(attempts, error.retry_after)
-            left = transfer.time_left()
-            if left is not None and wait >= left:
-                self._give_up(transfer)
-                message = f"exceeded --deadline; last error: {error}"
-                return Failed(source, ErrorInfo(ErrorType.DEADLINE, message), status, attempts)
-            log.info(
-                "#%d %s: %s; attempt %d of %d in %.1f s",
-                source.index, source.shown, error, attempts + 1, policy.retries + 1, wait,
-            )  # fmt: skip
-            if self._context.stop.wait(wait):
-                self._abandon(transfer)
-                return Stopped(source, attempts)
+
+    def _after_failure(
+        self, source: Source, transfer: Transfer, error: ItemError, attempts: int
+    ) -> Outcome | None:
+        """Wait for the next attempt (None), or end the item: failed, or stopped while
+        waiting."""
+        policy = self._options.retry
+        status = error.http_status or transfer.http_status
+        if not error.retryable or attempts > policy.retries:
+            self._give_up(transfer)
+            message = str(error)
+            if attempts > 1:
+                message = f"{message} (after {attempts} attempts)"
+            log.debug("#%d %s: failed: %s", source.index, source.shown, message)
+            return Failed(source, ErrorInfo(error.kind, message), status, attempts)
+        wait = policy.wait_s(attempts, error.retry_after)
+        left = transfer.time_left()
+        if left is not None and wait >= left:
+            self._give_up(transfer)
+            message = f"exceeded --deadline; last error: {error}"
+            return Failed(source, ErrorInfo(ErrorType.DEADLINE, message), status, attempts)
+        log.info(
+            "#%d %s: %s; attempt %d of %d in %.1f s",
+            source.index, source.shown, error, attempts + 1, policy.retries + 1, wait,
+        )  # fmt: skip
+        if self._context.stop.wait(wait):
+            self._abandon(transfer)
+            return Stopped(source, attempts)
+        return None
 
     def _transfer(self, item: WorkItem, path: Path) -> Transfer:
         """A fresh transfer, or the partial file an interrupted run left for this item."""
         source = item.source
-        transfer = Transfer(source.target)
+        transfer = Transfer(source.target, f"#{source.index} {source.shown}")
         if item.resume_from is not None and source.kind is SourceKind.HTTP:
             transfer.temp = self._new_output(source, path, None, resume=True)
             transfer.temp.resumable = True

@@ -80,10 +80,12 @@ def drive(
     count: Callable[[], int | None] | None = None,
 ) -> ExitStatus:
     """Consume the results, with a progress bar (when stderr is a terminal and one is
-    wanted) and the summary at the end, also when interrupted. `count` gives the number of
-    items for the bar's total; it runs on a thread of its own."""
+    wanted) and the summary at the end, also when interrupted; neither under -q. `count`
+    gives the number of items for the bar's total; it runs on a thread of its own."""
     tally = Tally()
-    bar = ProgressBar(stats, env.stderr, workers) if progress and env.stderr_is_terminal else None
+    shown = logging.getLogger("fetcher").isEnabledFor(logging.WARNING)
+    progress = progress and shown and env.stderr_is_terminal
+    bar = ProgressBar(stats, env.stderr, workers) if progress else None
     logs.show_above(bar)
     if bar is not None and count is not None:
         threading.Thread(
@@ -100,6 +102,7 @@ def drive(
         if bar is not None:
             bar.close(tally.total)
             logs.show_above(None)
-        env.stderr.write(tally.summary(stats, manifest, interrupted) + "\n")
-        env.stderr.flush()
+        if shown:
+            env.stderr.write(tally.summary(stats, manifest, interrupted) + "\n")
+            env.stderr.flush()
     return ExitStatus.FAILURES if tally.failed else ExitStatus.OK

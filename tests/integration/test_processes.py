@@ -68,6 +68,7 @@ def test_interrupt_with_processes_exits_130_and_leaves_no_temps(
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 130, err
     assert b"Traceback" not in err
+    assert b"leaked" not in err, "the children's semaphores outlived them"
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
     assert [r["index"] for r in rows] == list(range(len(rows))) and len(rows) >= 4
     assert not list((tmp_path / "out").glob(".fetcher-*.part"))

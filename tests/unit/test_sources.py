@@ -114,7 +114,8 @@ def test_parse_source_unsupported_scheme(text: str) -> None:
         "https://",
         "http://:80/x",
         "http://[::1/x",
-        "http://h.test/a b",
+        "http://h.test /a",
+        "http://h.test/a\tb",
         "http://h.test/a\u00a0b",
         "http://h.test/a\u2028b",
         "http://h.test/\x00",
@@ -127,6 +128,7 @@ def test_parse_source_unsupported_scheme(text: str) -> None:
     ],
 )
 def test_parse_source_malformed_is_invalid_source(text: str) -> None:
+    """Malformed lines are items that fail, with a message; never exceptions."""
     source = parse_source(text, 0, BASE)
     assert source.kind is SourceKind.INVALID
     assert source.target == ""
@@ -480,3 +482,20 @@ def test_count_items_unknown_for_fifo(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     assert count_items([str(fifo)]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("http://h.test/a b.txt", "http://h.test/a%20b.txt"),
+        ("http://h.test/dir name/x?q=a b#f g", "http://h.test/dir%20name/x?q=a%20b#f%20g"),
+        ("https://u:p@h.test/a  b", "https://u:p@h.test/a%20%20b"),
+    ],
+)
+def test_spaces_in_a_url_path_are_percent_encoded_and_the_text_kept(
+    text: str, target: str
+) -> None:
+    source = parse_source(text, 0, BASE)
+    assert source.kind is SourceKind.HTTP and source.error is None
+    assert source.target == target
+    assert source.text == text
