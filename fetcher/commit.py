@@ -152,7 +152,7 @@ class Committer:
         self._store.record(
             path=rel,
             source=outcome.source.target,
-            info=os.stat(outcome.temp.path),
+            stamp=outcome.temp.stamp,
             sha256=outcome.temp.sha256,
             http_status=outcome.http_status,
             validators=outcome.validators,

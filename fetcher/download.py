@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import requests
-
 from fetcher.errors import Interrupted, ItemError
 from fetcher.politeness import HostGate
 from fetcher.results import ErrorType
+from fetcher.session import Answer
 from fetcher.state import PartialsLog, Validators
 from fetcher.temps import TempOutput
-from fetcher.transport import Transport, Watch, body_blocks
+from fetcher.transport import Transport, body_blocks
+from fetcher.watch import Watch
 
 RESUME_MIN_BYTES = 1024 * 1024
 """Bodies at least this large (or of unknown length) are registered for resuming by a later
@@ -71,7 +71,7 @@ class DeadlineExceeded(ItemError):
 
 
 @dataclass(frozen=True)
-class Fetched:
+class Received:
     """The response facts the committer and the manifest need."""
 
     http_status: int
@@ -109,7 +109,7 @@ class Downloader:
         transfer: Transfer,
         make_output: Callable[[int | None], TempOutput],
         conditional: Validators | None,
-    ) -> Fetched:
+    ) -> Received:
         """One request; raises ItemError (retryable or not) on failure, leaving in
         `transfer` whatever can be continued."""
         headers = _request_headers(transfer, conditional)
@@ -128,7 +128,7 @@ class Downloader:
             self._gate.succeeded(host)
         return fetched
 
-    def _open(self, url: str, headers: dict[str, str], transfer: Transfer) -> requests.Response:
+    def _open(self, url: str, headers: dict[str, str], transfer: Transfer) -> Answer:
         left = transfer.time_left()
         if left is None:
             return self._transport.open(url, headers)
@@ -141,11 +141,11 @@ class Downloader:
 
     def _receive(
         self,
-        response: requests.Response,
+        response: Answer,
         transfer: Transfer,
         make_output: Callable[[int | None], TempOutput],
         conditional: Validators | None,
-    ) -> Fetched:
+    ) -> Received:
         status = response.status_code
         validators = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
         if status == 304:
@@ -153,7 +153,7 @@ class Downloader:
                 raise ItemError(
                     ErrorType.HTTP_STATUS, "HTTP 304 to a request that was not conditional"
                 )
-            return Fetched(status, validators, None, unchanged=True)
+            return Received(status, validators, None, unchanged=True)
         if status == 416:
             return self._unsatisfiable(response, transfer, validators)
         total = self._expected_total(response, transfer)
@@ -173,9 +173,9 @@ class Downloader:
                 ErrorType.TRUNCATED, f"received {temp.size} of {total} bytes", retryable=True
             )
         _set_mtime(temp, validators.last_modified)
-        return Fetched(200 if status == 206 else status, validators, _disposition(response))
+        return Received(200 if status == 206 else status, validators, _disposition(response))
 
-    def _expected_total(self, response: requests.Response, transfer: Transfer) -> int | None:
+    def _expected_total(self, response: Answer, transfer: Transfer) -> int | None:
         """The whole body's size, if declared; a partial answer must continue exactly the
         bytes kept, and a full answer to a range request starts them over."""
         temp = transfer.temp
@@ -195,15 +195,15 @@ class Downloader:
         return _declared_length(response)
 
     def _unsatisfiable(
-        self, response: requests.Response, transfer: Transfer, validators: Validators
-    ) -> Fetched:
+        self, response: Answer, transfer: Transfer, validators: Validators
+    ) -> Received:
         """416 to `bytes=N-`: when N is the whole size, the kept bytes are the whole body
         (If-Range matched, or the server would have sent 200)."""
         temp = transfer.temp
         match = _UNSATISFIED.match(response.headers.get("Content-Range", ""))
         if temp is not None and match and int(match.group(1)) == temp.size and temp.size:
             _set_mtime(temp, validators.last_modified)
-            return Fetched(200, validators, _disposition(response))
+            return Received(200, validators, _disposition(response))
         if temp is not None:
             temp.restart()
         transfer.validator = None
@@ -218,13 +218,16 @@ class Downloader:
         temp.resumable = True
 
 
-def _disposition(response: requests.Response) -> str | None:
+def _disposition(response: Answer) -> str | None:
     """The server's name for the body, only from the host the list named: a redirect to
     another host must not choose names in the output dir."""
-    first = response.history[0].url if response.history else response.url
+    value: str | None = response.headers.get("Content-Disposition")
+    if value is None or not response.history:
+        return value
+    first = response.history[0].url
     if urlsplit(first).netloc.lower() != urlsplit(response.url).netloc.lower():
         return None
-    return response.headers.get("Content-Disposition")
+    return value
 
 
 def _request_headers(transfer: Transfer, conditional: Validators | None) -> dict[str, str]:
@@ -248,7 +251,7 @@ def _if_range_value(validators: Validators) -> str | None:
     return validators.last_modified
 
 
-def _declared_length(response: requests.Response) -> int | None:
+def _declared_length(response: Answer) -> int | None:
     length = response.headers.get("Content-Length", "")
     return int(length) if length.isdigit() else None
 

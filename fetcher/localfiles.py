@@ -44,8 +44,8 @@ def copy_local(
                 if not count:
                     break
                 out.write(view[:count])
-            out.close()
             os.utime(out.path, ns=(info.st_atime_ns, info.st_mtime_ns))  # as `cp -p` does
+            out.close()
         except BaseException:
             out.discard()
             raise

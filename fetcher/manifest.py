@@ -158,11 +158,11 @@ def _rows(path: Path, handle: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
             reader = csv.DictReader(handle)
             if tuple(reader.fieldnames or ()) != CSV_FIELDS:
                 raise _not_a_manifest(path, 1, "the header is not a fetcher manifest's")
-            for number, cells in enumerate(reader, start=2):
+            for cells in reader:
                 try:
-                    yield number, csv_row(cells)
+                    yield reader.line_num, csv_row(cells)
                 except ValueError as exc:
-                    raise _not_a_manifest(path, number, str(exc)) from None
+                    raise _not_a_manifest(path, reader.line_num, str(exc)) from None
             return
         for number, text in enumerate(handle, start=1):
             if not text.strip():

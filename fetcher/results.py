@@ -108,7 +108,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest row: JSON-ready, contract fields first, then carried columns (renamed
-        `input_<name>` where they clash with a contract field)."""
+        `input_<name>` where they clash with a field already in the row)."""
         row: dict[str, Any] = {
             "index": self.index,
             "source": self.source,
@@ -124,7 +124,10 @@ class Result:
             else {"type": self.error.type.value, "message": self.error.message},
         }
         for key, value in self.extra.items():
-            row[f"input_{key}" if key in row else key] = value
+            name = key
+            while name in row:  # a clash: `input_status`, or `input_input_status`...
+                name = f"input_{name}"
+            row[name] = value
         return row
 
     @classmethod

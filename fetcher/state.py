@@ -35,6 +35,7 @@ from typing import Any, TextIO
 
 from fetcher.errors import UsageError
 from fetcher.results import ErrorType
+from fetcher.temps import FileStamp
 
 DB_NAME = "state.sqlite"
 _DB_SIDE_FILES = ("state.sqlite-wal", "state.sqlite-shm")
@@ -305,7 +306,7 @@ class StateStore(PartialsLog):
         *,
         path: str,
         source: str,
-        info: os.stat_result,
+        stamp: FileStamp,
         sha256: str,
         http_status: int | None,
         validators: Validators,
@@ -316,7 +317,7 @@ class StateStore(PartialsLog):
             " (path, source, bytes, sha256, ino, mtime_ns, http_status, etag, last_modified,"
             " run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                path, source, info.st_size, sha256, info.st_ino, info.st_mtime_ns, http_status,
+                path, source, stamp.size, sha256, stamp.ino, stamp.mtime_ns, http_status,
                 validators.etag, validators.last_modified, self.run,
             ),
         )  # fmt: skip
@@ -396,12 +397,16 @@ def _write_error(exc: sqlite3.Error) -> StoreWriteError:
 
 
 def _make_private_dir(path: Path) -> None:
+    """The state folder, owner-only: also one an older fetcher made readable to all (it
+    holds full sources now, URL credentials included)."""
     try:
-        path.mkdir(mode=_PRIVATE_DIR)
-    except FileExistsError:
-        return
+        path.mkdir(mode=_PRIVATE_DIR, exist_ok=True)
+        os.chmod(path, _PRIVATE_DIR)
+        for name in (DB_NAME, *_DB_SIDE_FILES, LOCK_NAME):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(path / name, _PRIVATE_FILE)
     except OSError as exc:
-        raise UsageError(f"cannot create {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot use {path}: {exc.strerror}") from None
 
 
 def _touch_private(db: Path) -> None:

@@ -45,6 +45,19 @@ def make_dir(path: Path) -> bool:
     return stat.S_ISDIR(mode) and not stat.S_ISLNK(mode)
 
 
+@dataclass(frozen=True)
+class FileStamp:
+    """Which file, exactly: what the state store records of an output it places."""
+
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, info: os.stat_result) -> FileStamp:
+        return cls(info.st_ino, info.st_size, info.st_mtime_ns)
+
+
 class CompleteTemp(Protocol):
     """What the committer needs of a complete temp file, whoever wrote it."""
 
@@ -60,6 +73,9 @@ class CompleteTemp(Protocol):
     @property
     def sha256(self) -> str: ...
 
+    @property
+    def stamp(self) -> FileStamp: ...
+
     def discard(self) -> None: ...
 
     def placed(self) -> None: ...
@@ -74,6 +90,7 @@ class FinishedTemp:
     size: int
     sha256: str
     resumable: bool
+    stamp: FileStamp
     live: LiveTemps | None = None
 
     def adopt(self, live: LiveTemps) -> FinishedTemp:
@@ -131,6 +148,7 @@ class TempOutput:
     ) -> None:
         self.path = path
         self.size = 0
+        self._stamp: FileStamp | None = None
         self._max_size = max_size
         self._on_bytes = on_bytes
         self._md5 = md5
@@ -199,9 +217,17 @@ class TempOutput:
                 )
 
     def close(self) -> None:
+        """Done writing (its mtime set): what the file now is, is what will be placed."""
         assert self._file is not None
+        self._stamp = FileStamp.of(os.fstat(self._file.fileno()))
         self._file.close()
         self._digests.finish()
+
+    @property
+    def stamp(self) -> FileStamp:
+        if self._stamp is None:
+            raise RuntimeError("the temp file is still being written")
+        return self._stamp
 
     def discard(self) -> None:
         assert self._file is not None
@@ -216,7 +242,7 @@ class TempOutput:
 
     def finished(self) -> FinishedTemp:
         """The closed file as plain data, to hand to another process."""
-        return FinishedTemp(self.path, self.size, self.sha256, self.resumable)
+        return FinishedTemp(self.path, self.size, self.sha256, self.resumable, self.stamp)
 
 
 def _create(path: Path) -> int:

@@ -8,26 +8,26 @@ place where requests' and urllib3's exceptions become item errors (`classify`, a
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import functools
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 
 from fetcher.errors import ItemError
 from fetcher.options import FetchOptions
 from fetcher.results import ErrorType
+from fetcher.session import Answer, Session
 from fetcher.temps import os_item_error
 from fetcher.version import __version__
 
@@ -36,131 +36,18 @@ CHUNK_BYTES = 256 * 1024
 nginx: 128 KiB 704 MB/s, 256 KiB 859 MB/s (peak RSS 51 MiB), 512 KiB 789 MB/s, 1 MiB
 627 MB/s (peak RSS 66 MiB): bigger blocks only add memory and cache misses."""
 PASSED_STATUSES = frozenset({304, 416})
-HOSTS_PER_THREAD = 32
 ORIGINS_CACHED = 4096
-"""Hosts whose keep-alive connections a thread keeps open at once."""
+"""Origins whose environment (proxies, .netrc) and pool key are remembered per run."""
 
 
-class _Session(requests.Session):
-    """A Session that drops the caller's -H headers once a redirect leaves the original host
-    (requests itself only drops `Authorization`) and keeps them, Cookie included, while it
-    stays on that host."""
+@dataclass(frozen=True)
+class _Route:
+    """How requests to one origin (scheme://[userinfo@]host[:port]) go out."""
 
-    def __init__(self, private_headers: dict[str, str]) -> None:
-        super().__init__()
-        self._private = private_headers
-
-    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
-        if self.should_strip_auth(response.request.url, prepared_request.url):  # type: ignore[no-untyped-call]
-            for name in self._private:
-                prepared_request.headers.pop(name, None)
-        elif "cookie" in self._private:
-            # requests drops the Cookie header on every redirect and rebuilds it from its
-            # jar; a -H cookie stays with its host, as the other -H headers do.
-            jar = prepared_request.headers.get("Cookie")
-            given = self._private["cookie"]
-            prepared_request.headers["Cookie"] = f"{given}; {jar}" if jar else given
-        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
-
-    def stream_get(
-        self,
-        url: str,
-        headers: dict[str, str] | None,
-        *,
-        timeout: tuple[float, float],
-        proxies: dict[str, str],
-        auth: tuple[str, str] | None,
-    ) -> requests.Response:
-        """`self.get(url, stream=True, ...)` without `Session.request`'s generic merging of
-        every session setting into every request (about a fifth of requests' CPU time per small
-        item, measured): the same headers, cookies, auth and redirect handling, built
-        directly for a plain GET."""
-        merged = CaseInsensitiveDict(self.headers)
-        if headers:
-            merged.update(headers)
-        # A copy, as `Session.request` makes: cookies set during redirects stay with them.
-        jar = self.cookies.copy() if self.cookies else None
-        request = requests.PreparedRequest()
-        request.prepare(method="GET", url=url, headers=merged, auth=auth, cookies=jar)
-        return self.send(
-            request, stream=True, timeout=timeout, proxies=proxies, verify=self.verify, cert=None
-        )
-
-
-_waiting = threading.local()
-"""The `Watch` of the request the current thread is making, if it has a deadline."""
-
-
-class Watch:
-    """Cuts the connection of one request when its item's deadline passes: a socket timeout
-    bounds each read, not a response whose headers trickle in a byte at a time."""
-
-    def __init__(self, seconds: float) -> None:
-        self._conn: Any = None
-        self._cut = False
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> Watch:
-        _waiting.watch = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-        _waiting.watch = None
-
-    @property
-    def expired(self) -> bool:
-        """The connection was cut: whatever the request returned is not to be trusted."""
-        return self._cut
-
-    def attach(self, conn: Any) -> None:
-        with self._lock:
-            self._conn = conn
-            if self._cut:
-                _shutdown(conn)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self._cut = True
-            if self._conn is not None:
-                _shutdown(self._conn)
-
-
-def _shutdown(conn: Any) -> None:
-    sock = getattr(conn, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-class _Watched:
-    """Mixin for urllib3 connections: while a response is awaited, the thread's `Watch`
-    (if any) holds the connection so it can cut it."""
-
-    def getresponse(self) -> Any:
-        watch = getattr(_waiting, "watch", None)
-        if watch is not None:
-            watch.attach(self)
-        return super().getresponse()  # type: ignore[misc]
-
-
-class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
+    proxies: dict[str, str]
+    auth: tuple[str, str] | None
+    pool_key: tuple[Any, Any] | None
+    """The adapter's pool key for the host, when its GETs can take the direct path."""
 
 
 class Transport:
@@ -168,70 +55,87 @@ class Transport:
 
     Sessions run with `trust_env=False`: requests would otherwise read the environment's
     proxy settings and parse `~/.netrc` again for every request. The transport applies the
-    same environment itself, looked up once per host: proxies (`HTTPS_PROXY`, `NO_PROXY`,
+    same environment itself, looked up once per origin: proxies (`HTTPS_PROXY`, `NO_PROXY`,
     …), `.netrc` credentials (unless an `Authorization` header was given) and the
-    `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE` variables.
+    `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE` variables. An origin with neither proxy nor
+    credentials gets the direct path (`Session.direct_get`).
     """
 
-    def __init__(self, options: FetchOptions) -> None:
+    def __init__(self, options: FetchOptions, cookies: RequestsCookieJar | None = None) -> None:
         self._options = options
         self._local = threading.local()
-        self._sessions: list[_Session] = []
+        self._sessions: list[Session] = []
         self._lock = threading.Lock()
         self._verify = _environment_verify(options.verify)
+        self._cookies = RequestsCookieJar() if cookies is None else cookies
         self._own_auth = any(name.lower() == "authorization" for name, _ in options.headers)
-        # Per run, per scheme://host: what requests would find in the environment.
-        self._proxies = functools.lru_cache(maxsize=ORIGINS_CACHED)(
-            requests.utils.get_environ_proxies
-        )
-        self._netrc_auth = functools.lru_cache(maxsize=ORIGINS_CACHED)(
-            requests.utils.get_netrc_auth
-        )
-
-    def _session(self) -> _Session:
-        session: _Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = _Session({name.lower(): value for name, value in self._options.headers})
-            adapter = HTTPAdapter(pool_connections=HOSTS_PER_THREAD, pool_maxsize=1, max_retries=0)
-            adapter.poolmanager.pool_classes_by_scheme = {
-                "http": _WatchedHTTPPool,
-                "https": _WatchedHTTPSPool,
+        headers = CaseInsensitiveDict(
+            {
+                "User-Agent": f"fetcher/{__version__}",
+                # Bytes as served: a .gz file must not be silently unpacked on the way.
+                "Accept-Encoding": "identity",
+                "Accept": "*/*",
+                "Connection": "keep-alive",
             }
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.max_redirects = self._options.max_redirects
-            session.trust_env = False
-            session.verify = self._verify
-            if self._options.verify is False:
-                # The run warns once (see `fetcher.run`); not once per request.
-                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-            # Bytes as served: a .gz file must not be silently unpacked on the way.
-            session.headers["Accept-Encoding"] = "identity"
-            session.headers["User-Agent"] = f"fetcher/{__version__}"
-            session.headers.update(dict(self._options.headers))
+        )
+        headers.update(dict(options.headers))
+        self._headers = headers
+        self._private = {name.lower(): value for name, value in options.headers}
+        self._route = functools.lru_cache(maxsize=ORIGINS_CACHED)(self._route_to)
+        if options.verify is False:
+            # The run warns once (see `fetcher.job`); not once per request.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    def _session(self) -> Session:
+        session: Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = Session(
+                CaseInsensitiveDict(self._headers),
+                self._private,
+                self._verify,
+                self._options.max_redirects,
+                self._cookies,
+            )
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)
         return session
 
+    def _route_to(self, origin: str) -> _Route:
+        """What requests would find in the environment for `origin`, and the pool key of
+        the direct path when neither a proxy nor credentials are involved."""
+        proxies = requests.utils.get_environ_proxies(origin)
+        auth = None if self._own_auth else requests.utils.get_netrc_auth(origin)
+        pool_key = None
+        if not proxies and auth is None:
+            probe = requests.PreparedRequest()
+            probe.url = origin + "/"
+            pool_key = self._session().adapter.build_connection_pool_key_attributes(
+                probe, self._verify, None
+            )
+        return _Route(proxies, auth, pool_key)
+
     def open(
         self, url: str, headers: dict[str, str] | None = None, timeout_s: float | None = None
-    ) -> requests.Response:
+    ) -> Answer:
         """A response whose body is still unread: 2xx, or 304/416 (the caller asked for
         them with conditional or range headers); other statuses raise."""
         timeout = min(self._options.timeout_s, timeout_s or self._options.timeout_s)
         parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        response = self._session().stream_get(
-            url,
-            headers,
-            timeout=(timeout, timeout),
-            proxies=self._proxies(origin),
-            auth=None if self._own_auth else self._netrc_auth(origin),
-        )
-        if 200 <= response.status_code < 300 or response.status_code in PASSED_STATUSES:
-            return response
+        route = self._route(f"{parts.scheme}://{parts.netloc}")
+        session = self._session()
+        response: Answer
+        if route.pool_key is not None and session.can_go_direct(url, parts):
+            response = session.direct_get(
+                url, parts, headers, timeout=timeout, pool_key=route.pool_key
+            )
+        else:
+            response = session.stream_get(
+                url, headers, timeout=timeout, proxies=route.proxies, auth=route.auth
+            )
         code = response.status_code
+        if 200 <= code < 300 or code in PASSED_STATUSES:
+            return response
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         response.close()
         raise ItemError(
@@ -255,7 +159,7 @@ def _environment_verify(verify: bool | str) -> bool | str:
     return verify
 
 
-def body_blocks(response: requests.Response) -> Iterator[bytes]:
+def body_blocks(response: Answer) -> Iterator[bytes]:
     """The body exactly as served, in large blocks: a gzip-encoded `.gz` file is saved as the
     `.gz` it is, and nothing is ever decompressed in memory. urllib3's errors while the body
     streams are translated here; they are the ones its own retries never see."""
@@ -291,9 +195,12 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-_REQUEST_ERRORS: tuple[tuple[type[Exception], ErrorType, str, bool], ...] = (
-    # (requests' exception, error type, message prefix, worth another attempt), in the
-    # order they must be tested: subclasses before the classes they derive from.
+_U3 = urllib3.exceptions
+_ERRORS: tuple[tuple[type[Exception], ErrorType, str, bool], ...] = (
+    # (exception, error type, message prefix, worth another attempt), tested in this order:
+    # subclasses before the classes they derive from. requests' exceptions come from its
+    # path; urllib3's, unwrapped from MaxRetryError, from the direct path, mapped as
+    # requests' adapter maps them.
     (requests.exceptions.Timeout, ErrorType.TIMEOUT, "timed out", True),
     (requests.exceptions.SSLError, ErrorType.TLS, "TLS error", False),
     (requests.exceptions.ChunkedEncodingError, ErrorType.TRUNCATED, "body cut short", True),
@@ -303,6 +210,11 @@ _REQUEST_ERRORS: tuple[tuple[type[Exception], ErrorType, str, bool], ...] = (
     (requests.exceptions.InvalidURL, ErrorType.INVALID_URL, "", False),
     (requests.exceptions.ConnectionError, ErrorType.CONNECTION, "connection failed", True),
     (requests.exceptions.RequestException, ErrorType.HTTP, "", False),
+    (_U3.NewConnectionError, ErrorType.CONNECTION, "connection failed", True),
+    (_U3.TimeoutError, ErrorType.TIMEOUT, "timed out", True),
+    (_U3.SSLError, ErrorType.TLS, "TLS error", False),
+    (_U3.LocationValueError, ErrorType.INVALID_URL, "", False),
+    (_U3.HTTPError, ErrorType.CONNECTION, "connection failed", True),
 )
 
 
@@ -310,7 +222,9 @@ def classify(exc: Exception) -> ItemError:
     """Map any exception raised while fetching to a stable error type and retryability."""
     if isinstance(exc, ItemError):
         return exc
-    for kind, error_type, prefix, retryable in _REQUEST_ERRORS:
+    if isinstance(exc, _U3.MaxRetryError) and isinstance(exc.reason, Exception):
+        exc = exc.reason
+    for kind, error_type, prefix, retryable in _ERRORS:
         if isinstance(exc, kind):
             message = f"{prefix}: {_reason(exc)}" if prefix else str(exc)
             return ItemError(error_type, message, retryable=retryable)

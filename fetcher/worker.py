@@ -152,13 +152,13 @@ class Worker:
         if source.kind is SourceKind.FILE:
             return self._copy(source, dirs, name, path, completed)
         conditional = completed.validators if completed is not None else None
-        fetched = self._downloader.attempt(
+        received = self._downloader.attempt(
             source.target,
             transfer,
             lambda declared: self._new_output(source, path, declared),
             conditional,
         )
-        if fetched.unchanged and completed is not None:
+        if received.unchanged and completed is not None:
             log.info("#%d %s: unchanged on the server (304)", source.index, source.shown)
             return AlreadyDone(source, completed, unchanged=True, http_status=304)
         temp = transfer.temp
@@ -166,8 +166,8 @@ class Worker:
         temp.verify(source.checksums)
         temp.close()
         if source.name is None:
-            name = disposition_name(name, fetched.disposition, source.index, self._options.layout)
-        return Fetched(source, temp, dirs, name, fetched.http_status, fetched.validators, 0)
+            name = disposition_name(name, received.disposition, source.index, self._options.layout)
+        return Fetched(source, temp, dirs, name, received.http_status, received.validators, 0)
 
     def _copy(
         self,

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.server import TestServer
+
+_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+    """Tests talk to 127.0.0.0/8 (and ::1) only: any other name or address fails loudly
+    here instead of reaching a resolver or the network."""
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        allowed = ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        allowed = name == "localhost"
+    if not allowed:
+        raise OSError(f"tests may not resolve or contact {name!r} (loopback only)")
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _loopback_only)
 
 
 @pytest.fixture

@@ -492,9 +492,7 @@ def test_count_items_unknown_for_fifo(tmp_path: Path) -> None:
         ("https://u:p@h.test/a  b", "https://u:p@h.test/a%20%20b"),
     ],
 )
-def test_spaces_in_a_url_path_are_percent_encoded_and_the_text_kept(
-    text: str, target: str
-) -> None:
+def test_spaces_in_a_url_path_are_percent_encoded_and_the_text_kept(text: str, target: str) -> None:
     source = parse_source(text, 0, BASE)
     assert source.kind is SourceKind.HTTP and source.error is None
     assert source.target == target
