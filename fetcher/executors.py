@@ -26,10 +26,22 @@ class Executor(Protocol):
 
 
 def choose_executor(options: FetchOptions) -> Executor:
-    if options.processes > 1:
-        from fetcher.processes import ProcessExecutor
+    if options.cluster is not None:
+        from fetcher.cluster import ClusterExecutor
 
-        return ProcessExecutor(options.processes)
+        return ClusterExecutor(options.cluster)
     from fetcher.pool import ThreadExecutor
 
+    processes = options.processes
+    if processes is None:
+        from fetcher.adaptive import MAX_PROCESSES, AdaptiveExecutor, usable_cpus
+        from fetcher.session import requests_patched
+
+        most = min(usable_cpus(), MAX_PROCESSES, options.workers)
+        # Other processes would not see a patched requests (`responses` in a test).
+        return AdaptiveExecutor(most) if most > 1 and not requests_patched() else ThreadExecutor()
+    if processes > 1:
+        from fetcher.processes import ProcessExecutor
+
+        return ProcessExecutor(processes)
     return ThreadExecutor()

@@ -65,10 +65,11 @@ class FetchOptions:
     """Where outputs go; created if missing. Nothing is ever written outside it."""
     workers: int = DEFAULT_WORKERS
     """Worker threads in the pool."""
-    processes: int = 1
-    """Processes, each running its own pool of `workers / processes` threads; more than one
-    helps when the interpreter lock, not the network, limits throughput. Children are
-    spawned: a script using this must guard its entry point (`if __name__ == "__main__":`)."""
+    processes: int | None = None
+    """Processes sharing the work, each running `workers / processes` threads; more than
+    one helps when the interpreter lock, not the network, limits throughput. None (the
+    default) decides during the run: threads first, processes once the run proves
+    CPU-bound with enough left to pay for them (`fetcher.adaptive`)."""
     chunksize: int | None = None
     """Items per pool task; None lets `fetcher.pool.auto_chunksize` choose."""
     layout: Layout = Layout.FLAT
@@ -106,8 +107,8 @@ class FetchOptions:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise UsageError("--workers must be at least 1")
-        if self.processes < 1:
-            raise UsageError("--processes must be at least 1")
+        if self.processes is not None and self.processes < 1:
+            raise UsageError("--processes must be 'auto' or at least 1")
         if self.chunksize is not None and self.chunksize < 1:
             raise UsageError("--chunksize must be 'auto' or at least 1")
         if self.timeout_s <= 0:
@@ -222,6 +223,15 @@ def parse_statuses(text: str) -> frozenset[int]:
     if any(not 100 <= code <= 599 for code in codes):
         raise UsageError(f"--retry-on: status codes run from 100 to 599: {text!r}")
     return codes
+
+
+def parse_processes(text: str) -> int | None:
+    """'auto' (None: decided during the run) or a number, as given to --processes."""
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise UsageError(f"--processes must be 'auto' or a number, not {text!r}")
+    return int(text)
 
 
 def parse_chunksize(text: str) -> int | None:

@@ -123,11 +123,15 @@ def pooled_batches(
     finally:
         if not finished:
             stop.set()
-            # terminate() joins the feeder thread, which may be blocked reading stdin:
-            # give it a bounded grace period instead of hanging the interrupt.
-            closer = threading.Thread(target=pool.terminate, name="fetcher-pool-close", daemon=True)
-            closer.start()
-            closer.join(TERMINATE_GRACE_S)
+            terminate(pool)
+
+
+def terminate(pool: Pool) -> None:
+    """Stop a pool now. `terminate()` joins the feeder thread, which may be blocked reading
+    stdin: it gets a bounded grace period instead of hanging the interrupt."""
+    closer = threading.Thread(target=pool.terminate, name="fetcher-pool-close", daemon=True)
+    closer.start()
+    closer.join(TERMINATE_GRACE_S)
 
 
 def _gated(items: Iterable[T], slots: threading.Semaphore, stop: threading.Event) -> Iterator[T]:

@@ -6,21 +6,30 @@ output dir; the parent takes them over (`FinishedTemp`) and names them in input 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import math
 import multiprocessing
 import multiprocessing.queues
 import signal
+import sys
 import threading
-from collections.abc import Callable, Generator, Iterable
+import types
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import replace
 from multiprocessing.pool import ThreadPool
 from queue import Empty
 
 from fetcher.context import RunContext, RunSpec
 from fetcher.options import FetchOptions
-from fetcher.pool import TERMINATE_GRACE_S, WAIT_POLL_S, WINDOW_PER_WORKER, pooled_batches
+from fetcher.pool import (
+    TERMINATE_GRACE_S,
+    WAIT_POLL_S,
+    WINDOW_PER_WORKER,
+    pooled_batches,
+    terminate,
+)
 from fetcher.temps import FinishedTemp, TempOutput, remove_stale_temps
 from fetcher.work import Failed, Fetched, Outcome, Stopped, WorkItem
 from fetcher.worker import Worker, build_worker
@@ -122,8 +131,89 @@ def share_of(options: FetchOptions, processes: int) -> FetchOptions:
     )
 
 
+@contextlib.contextmanager
+def _children_skip_main() -> Iterator[None]:
+    """Children run fetcher's code only, so they need not import the caller's main module:
+    `spawn` would, and a script without an `if __name__ == "__main__":` guard would then
+    start fetching all over again in each child. While the pool starts them, the main
+    module looks like an interactive one, which `spawn` leaves alone."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _ready(_: int) -> None:
+    """A task that returns once a child has finished starting."""
+
+
+class Spawned:
+    """A pool of worker processes, started ahead of the items it will be given (their
+    start-up takes a few tenths of a second, on other cores)."""
+
+    def __init__(self, processes: int, context: RunContext) -> None:
+        options = context.options
+        self._context = context
+        self._threads = math.ceil(options.workers / processes)
+        spawn = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+        logger = logging.getLogger("fetcher")
+        self._relay = _LogRelay(spawn.Queue()) if logger.isEnabledFor(logging.INFO) else None
+        spec = context.spec(share_of(options, processes))
+        log_queue = None if self._relay is None else self._relay.queue
+        with _children_skip_main():
+            self._pool = spawn.Pool(
+                processes,
+                initializer=_start_child,
+                initargs=(spec, self._threads, log_queue, logger.getEffectiveLevel()),
+            )
+        self._started = self._pool.map_async(_ready, range(processes), chunksize=1)
+
+    def ready(self) -> bool:
+        """Whether the children have started (and so the pool can take items at once)."""
+        return self._started.ready()
+
+    def batches(
+        self,
+        items: Iterable[WorkItem],
+        chunksize: int,
+        while_waiting: Callable[[], None] | None = None,
+    ) -> Generator[list[Outcome], None, None]:
+        """Like `pool.ordered_batches`, a task being `chunksize` items per thread, so each
+        child's threads stay busy."""
+        context = self._context
+        task = chunksize * self._threads
+        batches = pooled_batches(
+            self._pool,
+            _run_chunk,
+            items,
+            chunksize=task,
+            window=WINDOW_PER_WORKER * max(context.options.workers, task),
+            stop=context.stop,
+            while_waiting=while_waiting,
+        )
+        try:
+            for batch in batches:
+                yield adopted(batch, context)
+        finally:
+            batches.close()
+            self.close()
+
+    def close(self) -> None:
+        """Stop the children (at once, if they still have work) and what serves them."""
+        terminate(self._pool)
+        if self._relay is not None:
+            self._relay.close()
+        if self._context.stop.is_set():
+            # Children stopped mid-item leave temps this process never saw.
+            store = self._context.store
+            keep = frozenset() if store is None else store.partial_temps()
+            remove_stale_temps(self._context.root, keep=keep)
+
+
 class ProcessExecutor:
-    """`options.processes` spawned processes of ceil(workers / processes) threads each."""
+    """`processes` spawned processes of ceil(workers / processes) threads each."""
 
     def __init__(self, processes: int) -> None:
         self.processes = processes
@@ -135,37 +225,4 @@ class ProcessExecutor:
         chunksize: int,
         while_waiting: Callable[[], None] | None = None,
     ) -> Generator[list[Outcome], None, None]:
-        """Like `pool.ordered_batches`, a task being `chunksize` items per thread, so each
-        child's threads stay busy."""
-        options = context.options
-        threads = math.ceil(options.workers / self.processes)
-        spec = context.spec(share_of(options, self.processes))
-        task = chunksize * threads
-        spawn = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-        logger = logging.getLogger("fetcher")
-        relay = _LogRelay(spawn.Queue()) if logger.isEnabledFor(logging.INFO) else None
-        pool = spawn.Pool(
-            self.processes,
-            initializer=_start_child,
-            initargs=(spec, threads, relay and relay.queue, logger.getEffectiveLevel()),
-        )
-        batches = pooled_batches(
-            pool,
-            _run_chunk,
-            items,
-            chunksize=task,
-            window=WINDOW_PER_WORKER * max(options.workers, task),
-            stop=context.stop,
-            while_waiting=while_waiting,
-        )
-        try:
-            for batch in batches:
-                yield adopted(batch, context)
-        finally:
-            batches.close()
-            if relay is not None:
-                relay.close()
-            if context.stop.is_set():
-                # Children stopped mid-item leave temps this process never saw.
-                keep = frozenset() if context.store is None else context.store.partial_temps()
-                remove_stale_temps(context.root, keep=keep)
+        yield from Spawned(self.processes, context).batches(items, chunksize, while_waiting)

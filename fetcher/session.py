@@ -35,6 +35,12 @@ _PLAIN_URL = re.compile(r"^[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$")
 """URLs that need no encoding work (IDNA hosts, non-ASCII paths go through requests)."""
 
 
+def requests_patched() -> bool:
+    """Whether something (a test library such as `responses`) has replaced requests'
+    `HTTPAdapter.send` in this process: then every request must go through it."""
+    return HTTPAdapter.send.__module__ != _REQUESTS_ADAPTERS
+
+
 class Answer(Protocol):
     """What the downloader reads of a response, whichever path sent the request."""
 
@@ -169,7 +175,7 @@ class Session(requests.Session):
         and requests' adapter is requests' own: a library that patches
         `HTTPAdapter.send` (`responses`, for one) sees every request."""
         return (
-            HTTPAdapter.send.__module__ == _REQUESTS_ADAPTERS
+            not requests_patched()
             and not self.cookies
             and parts.username is None
             and _PLAIN_URL.match(url) is not None

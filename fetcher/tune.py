@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import shutil
 import tempfile
 import time
@@ -69,13 +68,6 @@ class Trial:
         return (
             self.processes == 1 and self.running_s >= MIN_RUNNING_S and self.cpu_share >= CPU_BOUND
         )
-
-
-def usable_cpus() -> int | None:
-    """CPUs this process may run on (its affinity mask, where the system has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count()
 
 
 def processes_to_try(best: Trial, cpus: int | None) -> int | None:

@@ -54,7 +54,7 @@ def fetch(
     ],
     output_dir: args.OutputDir = None,
     workers: args.Workers = _D.workers,
-    processes: args.Processes = _D.processes,
+    processes: args.Processes = "auto",
     cluster: args.Cluster = None,
     chunksize: args.Chunksize = "auto",
     manifest: Annotated[

@@ -16,6 +16,7 @@ from fetcher.options import (
     parse_chunksize,
     parse_cluster,
     parse_headers,
+    parse_processes,
     parse_rate,
     parse_size,
     parse_statuses,
@@ -32,7 +33,7 @@ class SharedArgs:
     the default, for `retry` what the first run recorded."""
 
     workers: int | None = None
-    processes: int | None = None
+    processes: str | None = None
     chunksize: str | None = None
     retries: int | None = None
     retry_wait: float | None = None
@@ -63,7 +64,9 @@ class SharedArgs:
         return replace(
             options,
             workers=_given(self.workers, options.workers),
-            processes=_given(self.processes, options.processes),
+            processes=options.processes
+            if self.processes is None
+            else parse_processes(self.processes),
             chunksize=options.chunksize
             if self.chunksize is None
             else parse_chunksize(self.chunksize),
@@ -93,9 +96,11 @@ Workers = Annotated[
     int | None, typer.Option("-j", "--workers", metavar="N", help="Worker threads.")
 ]
 Processes = Annotated[
-    int | None,
+    str | None,
     typer.Option(
-        "--processes", metavar="N", help="Processes sharing the workers (CPU-bound runs)."
+        "--processes",
+        metavar="auto|N",
+        help="Processes sharing the workers; auto brings them in when the run is CPU-bound.",
     ),
 ]
 Chunksize = Annotated[

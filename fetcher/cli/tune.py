@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from fetcher.adaptive import usable_cpus
 from fetcher.cli.args import SharedArgs
 from fetcher.cli.env import Environment
 from fetcher.cli.exit import ExitStatus
@@ -15,7 +16,7 @@ from fetcher.errors import UsageError
 from fetcher.lists import check_lists, read_lists
 from fetcher.options import FetchOptions
 from fetcher.sources import Source
-from fetcher.tune import Trial, processes_to_try, recommend, run_trials, table, usable_cpus
+from fetcher.tune import Trial, processes_to_try, recommend, run_trials, table
 
 
 @dataclass(frozen=True)

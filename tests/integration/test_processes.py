@@ -6,6 +6,7 @@ import json
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,3 +73,25 @@ def test_interrupt_with_processes_exits_130_and_leaves_no_temps(
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
     assert [r["index"] for r in rows] == list(range(len(rows))) and len(rows) >= 4
     assert not list((tmp_path / "out").glob(".fetcher-*.part"))
+
+
+def test_a_script_without_a_main_guard_runs_once(http_server: TestServer, tmp_path: Path) -> None:
+    """The children never import the caller's script: no `if __name__ == "__main__":`."""
+    urls = [http_server.url(f"/count/g{i}") for i in range(6)]
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from fetcher import fetch_all\n"
+        f"results = fetch_all({urls!r}, output_dir='out', workers=2, processes=2)\n"
+        "print('fetched', sum(r.ok for r in results))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "fetched 6\n"
+    assert [http_server.hits(f"g{i}") for i in range(6)] == [1] * 6
