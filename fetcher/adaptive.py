@@ -109,6 +109,18 @@ class AdaptiveExecutor:
     def __init__(self, processes: int) -> None:
         self.processes = processes
 
+    @staticmethod
+    def _worth_processes(
+        meter: _Meter, results: int, feed: _Feed[WorkItem], context: RunContext
+    ) -> bool:
+        """CPU-bound, enough left, and no cookies: servers that set them get a run whose
+        threads share one jar (processes would each keep their own)."""
+        return (
+            meter.cpu_bound(results)
+            and not context.cookies
+            and feed.has_at_least(int(meter.rate * PAYS_OFF_S))
+        )
+
     def batches(
         self,
         items: Iterable[WorkItem],
@@ -134,9 +146,7 @@ class AdaptiveExecutor:
                 for batch in threads:
                     yield batch
                     if spawned is None:
-                        if meter.cpu_bound(len(batch)) and feed.has_at_least(
-                            int(meter.rate * PAYS_OFF_S)
-                        ):
+                        if self._worth_processes(meter, len(batch), feed, context):
                             log.info(
                                 "CPU-bound at %.0f items/s: starting %d worker processes",
                                 meter.rate, self.processes,

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fetcher.cookies import SharedJar
 from fetcher.options import FetchOptions
 from fetcher.state import PartialsLog
 from fetcher.stats import Stats
@@ -27,6 +28,8 @@ class RunContext:
     stats: Stats = field(default_factory=Stats)
     stop: threading.Event = field(default_factory=threading.Event)
     """Set when the run stops: workers abandon their items at the next safe point."""
+    cookies: SharedJar = field(default_factory=SharedJar)
+    """The run's cookie jar, shared by its threads."""
 
     def spec(self, options: FetchOptions | None = None) -> RunSpec:
         """What another process needs to join this run (with its own share of `options`)."""

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from fetcher.bandwidth import Bandwidth
+from fetcher.decoding import Decoder, decoder_for
 from fetcher.errors import Interrupted, ItemError
 from fetcher.politeness import HostGate
 from fetcher.results import ErrorType
@@ -89,11 +91,17 @@ class Downloader:
         gate: HostGate,
         partials: PartialsLog | None,
         stop: threading.Event,
+        *,
+        bandwidth: Bandwidth | None = None,
+        decode: bool = False,
     ) -> None:
+        """`decode`: save bodies sent with a Content-Encoding decoded (--compressed)."""
         self._transport = transport
         self._gate = gate
         self._partials = partials
         self._stop = stop
+        self._bandwidth = bandwidth
+        self._decode = decode
 
     def forget_partial(self, temp: str) -> None:
         """A registered partial download was given up: a later run must not continue it."""
@@ -157,23 +165,43 @@ class Downloader:
         if status == 416:
             return self._unsatisfiable(response, transfer, validators)
         total = self._expected_total(response, transfer)
+        decoder = decoder_for(response.headers.get("Content-Encoding")) if self._decode else None
         temp = transfer.temp
         if temp is None:
-            temp = transfer.temp = make_output(total)
-        transfer.validator = _if_range_value(validators)
+            temp = transfer.temp = make_output(None if decoder else total)
+        # A decoded body cannot be continued by a range of the encoded one: it restarts.
+        transfer.validator = None if decoder else _if_range_value(validators)
         self._register(transfer, total)
+        received = self._stream(response, transfer, temp, decoder)
+        transfer.check_deadline()  # a body ended by a cut connection is not complete
+        kept = received if decoder else temp.size
+        if total is not None and kept != total:
+            raise ItemError(
+                ErrorType.TRUNCATED, f"received {kept} of {total} bytes", retryable=True
+            )
+        _set_mtime(temp, validators.last_modified)
+        return Received(200 if status == 206 else status, validators, _disposition(response))
+
+    def _stream(
+        self, response: Answer, transfer: Transfer, temp: TempOutput, decoder: Decoder | None
+    ) -> int:
+        """The body into the temp file (decoded, if it is to be); the bytes received."""
+        received = 0
         for block in body_blocks(response):
             if self._stop.is_set():
                 raise Interrupted
             transfer.check_deadline()
-            temp.write(block)
-        transfer.check_deadline()  # a body ended by a cut connection is not complete
-        if total is not None and temp.size != total:
-            raise ItemError(
-                ErrorType.TRUNCATED, f"received {temp.size} of {total} bytes", retryable=True
-            )
-        _set_mtime(temp, validators.last_modified)
-        return Received(200 if status == 206 else status, validators, _disposition(response))
+            received += len(block)
+            if self._bandwidth is not None:
+                self._bandwidth.spend(len(block))
+            if decoder is None:
+                temp.write(block)
+            else:
+                for piece in decoder.feed(block):
+                    temp.write(piece)
+        if decoder is not None:
+            decoder.finish()
+        return received
 
     def _expected_total(self, response: Answer, transfer: Transfer) -> int | None:
         """The whole body's size, if declared; a partial answer must continue exactly the

@@ -26,10 +26,6 @@ class Executor(Protocol):
 
 
 def choose_executor(options: FetchOptions) -> Executor:
-    if options.cluster is not None:
-        from fetcher.cluster import ClusterExecutor
-
-        return ClusterExecutor(options.cluster)
     from fetcher.pool import ThreadExecutor
 
     processes = options.processes
@@ -38,8 +34,10 @@ def choose_executor(options: FetchOptions) -> Executor:
         from fetcher.session import requests_patched
 
         most = min(usable_cpus(), MAX_PROCESSES, options.workers)
-        # Other processes would not see a patched requests (`responses` in a test).
-        return AdaptiveExecutor(most) if most > 1 and not requests_patched() else ThreadExecutor()
+        # Other processes would not see a patched requests (`responses` in a test), nor
+        # share the run's cookie jar.
+        one = requests_patched() or options.cookies is not None
+        return AdaptiveExecutor(most) if most > 1 and not one else ThreadExecutor()
     if processes > 1:
         from fetcher.processes import ProcessExecutor
 

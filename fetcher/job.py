@@ -20,6 +20,7 @@ from types import TracebackType
 
 from fetcher.commit import Committer, FailureLog, stopped_at
 from fetcher.context import RunContext
+from fetcher.cookies import SharedJar, load_cookies, save_cookies
 from fetcher.errors import UsageError
 from fetcher.executors import choose_executor
 from fetcher.manifest import ManifestWriter
@@ -111,7 +112,12 @@ class Job:
                 self.store.start_manifest(manifest_key(manifest), self.options.rules())
         if self.options.verify is False:
             log.warning("warning: TLS certificates are not verified (--insecure)")
-        self._context = RunContext(self.options, self.root, self.store, stats=self.stats)
+        cookies = (
+            SharedJar() if self.options.cookies is None else load_cookies(self.options.cookies)
+        )
+        self._context = RunContext(
+            self.options, self.root, self.store, stats=self.stats, cookies=cookies
+        )
 
     def __exit__(
         self,
@@ -122,6 +128,8 @@ class Job:
         if self._context is not None:
             self._context.stop.set()
             self._context.live.remove_all()
+            if self.options.cookies is not None:
+                save_cookies(self._context.cookies, self.options.cookies)
         if self._writer is not None:
             self._writer.close()
         if self.store is not None:

@@ -1,30 +1,41 @@
-"""List files: checked before any work starts, read lazily in order, counted for progress.
-Each list's format follows its suffix (see `fetcher.tables`); stdin is plain lines unless
-told otherwise."""
+"""The command line's sources: list files, stdin (`-`), and URLs given as they are.
+
+An argument that starts with `http://`, `https://` or `file://` is a source itself;
+anything else is a list file, or `-` for standard input (a list file whose path really
+starts like a URL is named `./http:/...`). Lists are checked before any work starts, read lazily in
+order, and counted for progress; each list's format follows its suffix (`fetcher.tables`);
+stdin is plain lines unless told otherwise."""
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from fetcher.errors import UsageError
-from fetcher.sources import Source, bounded_lines, sources_from_lines
+from fetcher.sources import Source, bounded_lines, parse_source, sources_from_lines
 from fetcher.tables import ListFormat, check_header, list_format, table_sources
 
 STDIN = "-"
+_URL_ARGUMENT = re.compile(r"^(https?|file)://", re.IGNORECASE)
+
+
+def is_url(argument: str) -> bool:
+    """Whether a command-line argument is a source itself rather than a list."""
+    return _URL_ARGUMENT.match(argument) is not None
 
 
 def check_lists(lists: Sequence[str]) -> None:
     """Fail before any work starts when a list cannot be read: a usage error, not an item."""
     if not lists:
-        raise UsageError("no list given (name a file, or - for standard input)")
+        raise UsageError("nothing to fetch: name a list file, - for standard input, or URLs")
     if sum(1 for name in lists if name == STDIN) > 1:
         raise UsageError("standard input (-) can be named only once")
     for name in lists:
-        if name == STDIN:
+        if name == STDIN or is_url(name):
             continue
         try:
             mode = os.stat(name).st_mode
@@ -51,6 +62,10 @@ def read_lists(
     """All items of all lists, in order, numbered across lists; one line in memory at a time."""
     index = 0
     for name in lists:
+        if is_url(name):
+            yield parse_source(name, index, Path.cwd())
+            index += 1
+            continue
         if name == STDIN:
             for source in list_sources(stdin, stdin_format, Path.cwd(), index):
                 yield source
@@ -69,6 +84,9 @@ def count_items(lists: Sequence[str]) -> int | None:
     lines, so a quoted field spanning lines makes the total an estimate."""
     total = 0
     for name in lists:
+        if is_url(name):
+            total += 1
+            continue
         if name == STDIN or not stat.S_ISREG(os.stat(name).st_mode):
             return None
         header = list_format(name) in (ListFormat.CSV, ListFormat.TSV)

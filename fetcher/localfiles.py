@@ -15,9 +15,13 @@ from fetcher.transport import CHUNK_BYTES
 
 
 def copy_local(
-    path: str, make_output: Callable[[int], TempOutput], stopping: Callable[[], bool]
+    path: str,
+    make_output: Callable[[int], TempOutput],
+    stopping: Callable[[], bool],
+    spend: Callable[[int], None] | None = None,
 ) -> TempOutput:
-    """Copy a regular file into a new temp output; `make_output` gets the source's size."""
+    """Copy a regular file into a new temp output; `make_output` gets the source's size,
+    `spend` each block's size (the run's bandwidth limit)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not block us
     except OSError as exc:
@@ -43,6 +47,8 @@ def copy_local(
                     raise _source_error(exc, path) from exc
                 if not count:
                     break
+                if spend is not None:
+                    spend(count)
                 out.write(view[:count])
             os.utime(out.path, ns=(info.st_atime_ns, info.st_mtime_ns))  # as `cp -p` does
             out.close()

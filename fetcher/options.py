@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -89,13 +89,22 @@ class FetchOptions:
     headers: tuple[tuple[str, str], ...] = ()
     """Extra request headers, in order."""
     max_size: int | None = None
-    """An item whose body exceeds this many bytes fails."""
+    """An item whose body exceeds this many bytes fails (decoded bytes with `compressed`)."""
+    limit_rate: float | None = None
+    """Bytes per second over the whole run (all items together); None for no limit."""
+    compressed: bool = False
+    """Ask for gzip/deflate (br when the `brotli` module is installed) and save bodies
+    decoded, as `curl --compressed` does; by default bodies are saved exactly as served."""
     verify: bool | str = True
     """TLS verification: True, False, or a CA bundle path."""
     deadline_s: float | None = None
     """Total time for one item, retries included; None for no limit."""
     stream_to: BinaryIO | None = None
     """When set, bodies go here in input order and no output files are kept."""
+    cookies: Path | None = None
+    """A Netscape/Mozilla cookie file: loaded at the start (if it exists), saved at the end
+    with every cookie the servers set. The run's one jar is shared by all its threads, so
+    such a run stays on one process."""
     cluster: object | None = None
     """Run on a Dask cluster: a scheduler address ('tcp://host:8786'), 'local:N' for a local
     cluster of N worker processes, or a `distributed.Client` the caller already has. Needs
@@ -105,24 +114,9 @@ class FetchOptions:
     none. A run with a manifest and an output dir can later be retried (`retry_failed`)."""
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise UsageError("--workers must be at least 1")
-        if self.processes is not None and self.processes < 1:
-            raise UsageError("--processes must be 'auto' or at least 1")
-        if self.chunksize is not None and self.chunksize < 1:
-            raise UsageError("--chunksize must be 'auto' or at least 1")
-        if self.timeout_s <= 0:
-            raise UsageError("--timeout must be more than 0 seconds")
-        if self.max_size is not None and self.max_size < 0:
-            raise UsageError("--max-size must be 0 or more")
-        if self.deadline_s is not None and self.deadline_s <= 0:
-            raise UsageError("--deadline must be more than 0 seconds")
-        if self.per_host < 1:
-            raise UsageError("--per-host must be at least 1")
-        if self.rate is not None and self.rate <= 0:
-            raise UsageError("--rate must be more than 0 per second")
-        if self.overwrite and self.update:
-            raise UsageError("--overwrite and --update contradict each other")
+        for wrong, message in _CHECKS:
+            if wrong(self):
+                raise UsageError(message)
 
     def rules(self) -> dict[str, Any]:
         """The options that decide how each item is fetched, checked and named, as JSON:
@@ -136,6 +130,7 @@ class FetchOptions:
             "statuses": sorted(self.retry.statuses),
         }
         rules["headers"] = [list(pair) for pair in self.headers]
+        rules["cookies"] = None if self.cookies is None else str(self.cookies.absolute())
         return rules
 
     def with_rules(self, rules: dict[str, Any]) -> FetchOptions:
@@ -143,7 +138,7 @@ class FetchOptions:
         retry = rules["retry"]
         return replace(
             self,
-            **{name: rules[name] for name in PLAIN_RULES},
+            **{name: rules[name] for name in PLAIN_RULES if name in rules},
             layout=Layout(rules["layout"]),
             retry=RetryPolicy(
                 retries=retry["retries"],
@@ -152,10 +147,37 @@ class FetchOptions:
                 statuses=frozenset(retry["statuses"]),
             ),
             headers=tuple((name, value) for name, value in rules["headers"]),
+            cookies=None if rules.get("cookies") is None else Path(rules["cookies"]),
         )
 
 
-PLAIN_RULES = ("timeout_s", "per_host", "rate", "max_redirects", "max_size", "verify", "deadline_s")
+_CHECKS: tuple[tuple[Callable[[FetchOptions], bool], str], ...] = (
+    (lambda o: o.workers < 1, "--workers must be at least 1"),
+    (lambda o: _below(o.processes, 1), "--processes must be 'auto' or at least 1"),
+    (lambda o: _below(o.chunksize, 1), "--chunksize must be 'auto' or at least 1"),
+    (lambda o: o.timeout_s <= 0, "--timeout must be more than 0 seconds"),
+    (lambda o: _below(o.max_size, 0), "--max-size must be 0 or more"),
+    (lambda o: _below(o.deadline_s, 1e-9), "--deadline must be more than 0 seconds"),
+    (lambda o: o.per_host < 1, "--per-host must be at least 1"),
+    (lambda o: _below(o.rate, 1e-9), "--rate must be more than 0 per second"),
+    (lambda o: _below(o.limit_rate, 1), "--limit-rate must be at least 1 byte per second"),
+    (lambda o: o.overwrite and o.update, "--overwrite and --update contradict each other"),
+    (
+        lambda o: o.cookies is not None and ((o.processes or 1) > 1 or o.cluster is not None),
+        "--cookies keeps one cookie jar for the run, on one process: drop --processes or --cluster",
+    ),
+)  # fmt: skip
+"""What no run can do: each a usage error, found before anything starts."""
+
+
+def _below(value: float | None, least: float) -> bool:
+    return value is not None and value < least
+
+
+PLAIN_RULES = (
+    "timeout_s", "per_host", "rate", "max_redirects", "max_size", "verify", "deadline_s",
+    "limit_rate", "compressed",
+)  # fmt: skip
 """`FetchOptions` fields that are part of a run's rules as they are (with `layout`, `retry`
 and `headers`, see `FetchOptions.rules`); the others (how many workers, where the output
 goes) are how a run is carried out, not what it does."""
@@ -223,6 +245,15 @@ def parse_statuses(text: str) -> frozenset[int]:
     if any(not 100 <= code <= 599 for code in codes):
         raise UsageError(f"--retry-on: status codes run from 100 to 599: {text!r}")
     return codes
+
+
+def parse_layout(text: str) -> Layout:
+    """'flat', 'mirror' or 'indexed', as given to --layout."""
+    try:
+        return Layout(text.strip().lower())
+    except ValueError:
+        choices = ", ".join(layout.value for layout in Layout)
+        raise UsageError(f"--layout takes one of {choices}, not {text!r}") from None
 
 
 def parse_processes(text: str) -> int | None:

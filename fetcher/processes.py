@@ -119,8 +119,8 @@ def _run_chunk(chunk: list[WorkItem]) -> list[Outcome]:
 
 
 def share_of(options: FetchOptions, processes: int) -> FetchOptions:
-    """One process's share: its part of the per-host cap and of the rate; no stream (the
-    children only write temp files)."""
+    """One process's share: its part of the per-host cap, the request rate and the
+    bandwidth; no stream (the children only write temp files)."""
     return replace(
         options,
         stream_to=None,
@@ -128,6 +128,7 @@ def share_of(options: FetchOptions, processes: int) -> FetchOptions:
         cluster=None,
         per_host=max(1, options.per_host // processes),
         rate=None if options.rate is None else options.rate / processes,
+        limit_rate=None if options.limit_rate is None else options.limit_rate / processes,
     )
 
 

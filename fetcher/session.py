@@ -97,10 +97,13 @@ class DirectAnswer:
 class Session(requests.Session):
     """A Session that drops the caller's -H headers once a redirect leaves the original host
     (requests itself only drops `Authorization`) and keeps them, Cookie included, while it
-    stays on that host."""
+    stays on that host. A -H header that replaced one of fetcher's own defaults (a
+    User-Agent, an Accept) gets the default back on the other host."""
 
     def __init__(
         self,
+        *,
+        defaults: dict[str, str],
         headers: CaseInsensitiveDict[str],
         private: dict[str, str],
         verify: bool | str,
@@ -108,6 +111,7 @@ class Session(requests.Session):
         cookies: RequestsCookieJar,
     ) -> None:
         super().__init__()
+        self._defaults = CaseInsensitiveDict(defaults)
         self._private = private
         self.adapter = HTTPAdapter(pool_connections=HOSTS_PER_THREAD, pool_maxsize=1, max_retries=0)
         self.adapter.poolmanager.pool_classes_by_scheme = {
@@ -127,6 +131,8 @@ class Session(requests.Session):
         if self.should_strip_auth(response.request.url, prepared_request.url):  # type: ignore[no-untyped-call]
             for name in self._private:
                 prepared_request.headers.pop(name, None)
+                if name in self._defaults:
+                    prepared_request.headers[name] = self._defaults[name]
         elif "cookie" in self._private:
             # requests drops the Cookie header on every redirect and rebuilds it from its
             # jar; a -H cookie stays with its host, as the other -H headers do.

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,6 +36,15 @@ _SUFFIXES = {".csv": ListFormat.CSV, ".tsv": ListFormat.TSV, ".tab": ListFormat.
              ".jsonl": ListFormat.JSONL, ".ndjson": ListFormat.JSONL}  # fmt: skip
 
 
+def parse_input_format(text: str) -> ListFormat:
+    """'lines', 'csv', 'tsv' or 'jsonl', as given to --input-format."""
+    try:
+        return ListFormat(text.strip().lower())
+    except ValueError:
+        choices = ", ".join(fmt.value for fmt in ListFormat)
+        raise UsageError(f"--input-format takes one of {choices}, not {text!r}") from None
+
+
 def list_format(name: str) -> ListFormat:
     """Chosen by the file's suffix; anything else is one source per line."""
     return _SUFFIXES.get(Path(name).suffix.lower(), ListFormat.LINES)
@@ -51,108 +62,138 @@ def check_header(path: str, fmt: ListFormat) -> None:
         raise UsageError(f"{path}: no '{URL_COLUMN}' column in the header line {header!r}")
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One item of a table: its fields, or what is wrong with it; and how it was written,
+    which a failed item's manifest row shows as its `source`."""
+
+    text: str
+    fields: dict[str, Any] | None = None
+    error: str | None = None
+
+
 def table_sources(
     stream: BinaryIO, fmt: ListFormat, base_dir: Path, start: int
 ) -> Iterator[Source]:
     """Numbered sources from a CSV/TSV/JSONL stream, one row in memory at a time."""
     rows = _json_rows(stream) if fmt is ListFormat.JSONL else _csv_rows(stream, fmt)
-    index = start
-    for row in rows:
-        if row is None:
-            continue
+    for index, row in enumerate(rows, start):
         yield _row_source(row, index, base_dir)
-        index += 1
 
 
 def _dialect(fmt: ListFormat) -> type[csv.Dialect]:
     return csv.excel_tab if fmt is ListFormat.TSV else csv.excel
 
 
-def _csv_rows(stream: BinaryIO, fmt: ListFormat) -> Iterator[dict[str, Any] | None]:
+def _csv_rows(stream: BinaryIO, fmt: ListFormat) -> Iterator[_Row]:
     def text_lines() -> Iterator[str]:
         for line in bounded_lines(stream):
             yield (_TOO_LONG if line is None else line.decode("utf-8", "surrogateescape")) + "\n"
 
-    reader = csv.reader(text_lines(), _dialect(fmt))
-    header = [h.strip().lower() for h in next(reader, [])]
+    dialect = _dialect(fmt)
+    reader = csv.reader(text_lines(), dialect)
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error:  # a header that is not CSV has no `url`: every row says so
+        header = []
     while True:
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            yield {"\x00error": f"malformed row: {exc}"}
+            yield _Row(f"<line {reader.line_num}>", error=f"malformed row: {exc}")
             continue
         if not any(c.strip() for c in cells):
-            yield None
             continue
         if _TOO_LONG in cells:
-            yield {"\x00error": f"line is longer than {MAX_LINE_BYTES} bytes"}
+            too_long = f"line is longer than {MAX_LINE_BYTES} bytes"
+            yield _Row(f"<line {reader.line_num}>", error=too_long)
             continue
-        yield {name: cells[i] if i < len(cells) else "" for i, name in enumerate(header)}
+        written = io.StringIO()
+        csv.writer(written, dialect, lineterminator="").writerow(cells)
+        fields = {name: cells[i] if i < len(cells) else "" for i, name in enumerate(header)}
+        yield _Row(_printable(written.getvalue()), fields)
 
 
-def _json_rows(stream: BinaryIO) -> Iterator[dict[str, Any] | None]:
+def _json_rows(stream: BinaryIO) -> Iterator[_Row]:
     for line in bounded_lines(stream):
         if line is None:
-            yield {"\x00error": f"line is longer than {MAX_LINE_BYTES} bytes"}
+            yield _Row("<line too long>", error=f"line is longer than {MAX_LINE_BYTES} bytes")
             continue
         stripped = line.strip()
         if not stripped or stripped.startswith(b"#"):
-            yield None
             continue
+        text = stripped.decode("utf-8", "backslashreplace")
         try:
             value = json.loads(stripped)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            yield {"\x00error": f"not valid JSON: {type(exc).__name__}"}
+        except json.JSONDecodeError as exc:
+            yield _Row(text, error=f"not valid JSON: {exc.msg} (column {exc.colno})")
             continue
-        yield value if isinstance(value, dict) else {"\x00error": "a JSON line must be an object"}
+        except (ValueError, RecursionError) as exc:
+            yield _Row(text, error=f"not valid JSON: {type(exc).__name__}")
+            continue
+        if not isinstance(value, dict):
+            yield _Row(text, error="a JSON line must be an object")
+            continue
+        yield _Row(text, value)
 
 
-def _row_source(row: dict[str, Any], index: int, base_dir: Path) -> Source:
-    def invalid(message: str, text: str = "") -> Source:
-        return Source(
-            index,
-            text,
-            SourceKind.INVALID,
-            "",
-            base_dir,
-            ErrorInfo(ErrorType.INVALID_SOURCE, message),
-        )
+class _BadRow(Exception):
+    """What is wrong with a row: its item fails with this message."""
 
-    if "\x00error" in row:
-        return invalid(row["\x00error"])
-    url = row.get(URL_COLUMN)
-    if not isinstance(url, str) or not url.strip():
-        return invalid(f"no '{URL_COLUMN}' value in this row")
-    text = url.strip()
-    if _has_surrogates(text):
-        return invalid("row is not valid UTF-8 text", _printable(text))
+
+def _row_source(row: _Row, index: int, base_dir: Path) -> Source:
+    try:
+        if row.fields is None:
+            raise _BadRow(row.error or "not a row")
+        text = _url_of(row.fields)
+        checksums = _checksums_of(row.fields)
+        name = row.fields.get(PATH_COLUMN)
+        if name is not None and not isinstance(name, str):
+            raise _BadRow(f"'{PATH_COLUMN}' must be text")
+    except _BadRow as exc:
+        error = ErrorInfo(ErrorType.INVALID_SOURCE, str(exc))
+        return Source(index, row.text, SourceKind.INVALID, "", base_dir, error)
     source = parse_source(text, index, base_dir)
-    checksums = []
-    for algorithm, length in CHECKSUM_COLUMNS.items():
-        value = row.get(algorithm)
-        if value in (None, ""):
-            continue
-        if (
-            not isinstance(value, str)
-            or len(value.strip()) != length
-            or not _HEX.match(value.strip())
-        ):
-            return invalid(f"{algorithm} is not {length} hex digits: {value!r}", text)
-        checksums.append((algorithm, value.strip().lower()))
-    name = row.get(PATH_COLUMN)
-    if name is not None and not isinstance(name, str):
-        return invalid(f"'{PATH_COLUMN}' must be text", text)
     extra = tuple(
         (key, _clean(value))
-        for key, value in row.items()
+        for key, value in row.fields.items()
         if key not in (URL_COLUMN, PATH_COLUMN, *CHECKSUM_COLUMNS)
     )
     return Source(
         source.index, source.text, source.kind, source.target, base_dir, source.error,
-        name=name.strip() or None if name else None, checksums=tuple(checksums), extra=extra,
+        name=name.strip() or None if name else None, checksums=checksums, extra=extra,
     )  # fmt: skip
+
+
+def _url_of(fields: dict[str, Any]) -> str:
+    url = fields.get(URL_COLUMN)
+    if url is None:
+        raise _BadRow(f"no '{URL_COLUMN}' value")
+    if not isinstance(url, str):
+        raise _BadRow(f"the '{URL_COLUMN}' value is not text: {json.dumps(url)}")
+    if not url.strip():
+        raise _BadRow(f"the '{URL_COLUMN}' value is empty")
+    if _has_surrogates(url):
+        raise _BadRow("row is not valid UTF-8 text")
+    return url.strip()
+
+
+def _checksums_of(fields: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    checksums = []
+    for algorithm, length in CHECKSUM_COLUMNS.items():
+        value = fields.get(algorithm)
+        if value in (None, ""):
+            continue
+        if (
+            not isinstance(value, str)
+            or not _HEX.fullmatch(value.strip() or "-")
+            or len(value.strip()) != length
+        ):
+            raise _BadRow(f"{algorithm} is not {length} hex digits: {value!r}")
+        checksums.append((algorithm, value.strip().lower()))
+    return tuple(checksums)
 
 
 def _has_surrogates(text: str) -> bool:

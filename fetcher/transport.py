@@ -21,9 +21,10 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 
+from fetcher.cookies import SharedJar
+from fetcher.decoding import accepted_encodings
 from fetcher.errors import ItemError
 from fetcher.options import FetchOptions
 from fetcher.results import ErrorType
@@ -61,23 +62,23 @@ class Transport:
     credentials gets the direct path (`Session.direct_get`).
     """
 
-    def __init__(self, options: FetchOptions, cookies: RequestsCookieJar | None = None) -> None:
+    def __init__(self, options: FetchOptions, cookies: SharedJar) -> None:
         self._options = options
         self._local = threading.local()
         self._sessions: list[Session] = []
         self._lock = threading.Lock()
         self._verify = _environment_verify(options.verify)
-        self._cookies = RequestsCookieJar() if cookies is None else cookies
+        self._cookies = cookies
         self._own_auth = any(name.lower() == "authorization" for name, _ in options.headers)
-        headers = CaseInsensitiveDict(
-            {
-                "User-Agent": f"fetcher/{__version__}",
-                # Bytes as served: a .gz file must not be silently unpacked on the way.
-                "Accept-Encoding": "identity",
-                "Accept": "*/*",
-                "Connection": "keep-alive",
-            }
-        )
+        self._defaults = {
+            "User-Agent": f"fetcher/{__version__}",
+            # Bytes as served: a .gz file must not be silently unpacked on the way
+            # (unless asked to, with --compressed).
+            "Accept-Encoding": accepted_encodings() if options.compressed else "identity",
+            "Accept": "*/*",
+            "Connection": "keep-alive",
+        }
+        headers = CaseInsensitiveDict(self._defaults)
         headers.update(dict(options.headers))
         self._headers = headers
         self._private = {name.lower(): value for name, value in options.headers}
@@ -90,11 +91,12 @@ class Transport:
         session: Session | None = getattr(self._local, "session", None)
         if session is None:
             session = Session(
-                CaseInsensitiveDict(self._headers),
-                self._private,
-                self._verify,
-                self._options.max_redirects,
-                self._cookies,
+                defaults=self._defaults,
+                headers=CaseInsensitiveDict(self._headers),
+                private=self._private,
+                verify=self._verify,
+                max_redirects=self._options.max_redirects,
+                cookies=self._cookies,
             )
             self._local.session = session
             with self._lock:

@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from fetcher.bandwidth import Bandwidth
 from fetcher.context import RunContext
 from fetcher.download import Downloader, Transfer
 from fetcher.errors import Interrupted, ItemError
@@ -30,10 +31,13 @@ log = logging.getLogger(__name__)
 class Worker:
     """Callable handed to the pool; shared by all threads, holds no per-item state."""
 
-    def __init__(self, context: RunContext, downloader: Downloader) -> None:
+    def __init__(
+        self, context: RunContext, downloader: Downloader, bandwidth: Bandwidth | None = None
+    ) -> None:
         self._context = context
         self._options = context.options
         self._downloader = downloader
+        self._bandwidth = bandwidth
 
     def __call__(self, item: WorkItem) -> Outcome:
         started = time.monotonic()
@@ -185,6 +189,7 @@ class Worker:
             source.target,
             lambda declared: self._new_output(source, path, declared),
             self._context.stop.is_set,
+            None if self._bandwidth is None else self._bandwidth.spend,
         )
         try:
             out.verify(source.checksums)
@@ -216,5 +221,16 @@ def build_worker(context: RunContext) -> Worker:
     """The one way a run's worker is put together, wherever it runs."""
     options = context.options
     gate = HostGate(options.per_host, options.rate, context.stop, options.retry.max_wait_s)
-    transport = Transport(options)
-    return Worker(context, Downloader(transport, gate, context.store, context.stop))
+    transport = Transport(options, context.cookies)
+    bandwidth = None
+    if options.limit_rate is not None:
+        bandwidth = Bandwidth(options.limit_rate, context.stop)
+    downloader = Downloader(
+        transport,
+        gate,
+        context.store,
+        context.stop,
+        bandwidth=bandwidth,
+        decode=options.compressed,
+    )
+    return Worker(context, downloader, bandwidth)

@@ -8,6 +8,7 @@ tests/server_resources.py); absolute-URI request lines are answered as a stand-i
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import re
@@ -15,6 +16,7 @@ import socket
 import socketserver
 import sys
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from email.utils import formatdate
 from functools import lru_cache
@@ -372,6 +374,37 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.book.hit(key)
         self._send(200, body)
 
+    def _cookies(self, action: str, q: Query) -> None:
+        """/cookies/set?name=value[&path=...] sets cookies; /cookies/show echoes the Cookie
+        header the client sent (JSON: {"cookie": ...})."""
+        if action == "set":
+            extra = f"; Path={_param(q, 'path')}" if "path" in q else "; Path=/"
+            headers = [
+                ("Set-Cookie", f"{name}={values[0]}{extra}")
+                for name, values in q.items()
+                if name != "path"
+            ]
+            self._send(200, b"set\n", headers)
+        elif action == "show":
+            sent = json.dumps({"cookie": self.headers.get("Cookie")}).encode()
+            self._send(200, sent, [("Content-Type", "application/json")])
+        else:
+            raise ValueError("use /cookies/set or /cookies/show")
+
+    def _encoded(self, name: str, q: Query) -> None:
+        """/encoded/<name>?size=N&coding=gzip|deflate|br: body_for(name, N) sent with that
+        Content-Encoding when the client accepts it, as is otherwise."""
+        body, coding = body_for(name, _int(q, "size", 1024)), _param(q, "coding", "gzip")
+        if coding not in (self.headers.get("Accept-Encoding") or ""):
+            self._send(200, body)
+            return
+        packed = {"gzip": gzip.compress, "deflate": zlib.compress}.get(coding)
+        if packed is None:
+            import brotli  # type: ignore[import-not-found]  # only when a test asks for br
+
+            packed = brotli.compress
+        self._send(200, packed(body), [("Content-Encoding", coding)])
+
     def _auth(self, _: str, q: Query) -> None:
         expected = f"{_param(q, 'user')}:{_param(q, 'password')}".encode("latin-1")
         if basic_credentials(self.headers.get("Authorization")) == expected:
@@ -398,6 +431,8 @@ class _Handler(BaseHTTPRequestHandler):
         "mutable": (True, _mutable),
         "count": (True, _count),
         "auth": (False, _auth),
+        "cookies": (True, _cookies),
+        "encoded": (True, _encoded),
     }
 
 

@@ -10,13 +10,13 @@ from typing import Annotated
 import typer
 
 from fetcher.cli import args
+from fetcher.cli.help import PlainCommand
 from fetcher.cli.runner import execute
 from fetcher.options import Layout
 from fetcher.tables import ListFormat
 from fetcher.version import __version__
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -42,13 +42,14 @@ def _root(
     """Concurrent bulk fetcher for URL and file-path lists."""
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def fetch(
     lists: Annotated[
         list[str],
         typer.Argument(
-            metavar="LIST...",
-            help="List files (one source per line; .csv/.tsv/.jsonl by suffix); - is stdin.",
+            metavar="LIST|URL...",
+            help="List files (one source per line; .csv/.tsv/.jsonl by suffix), - for"
+            " stdin, or http://, https:// and file:// URLs to fetch as they are.",
             show_default=False,
         ),
     ],
@@ -67,8 +68,8 @@ def fetch(
         ),
     ] = None,
     layout: Annotated[
-        Layout, typer.Option("--layout", help="Output naming.", case_sensitive=False)
-    ] = Layout.FLAT,
+        str, typer.Option("--layout", metavar="flat|mirror|indexed", help="Output naming.")
+    ] = Layout.FLAT.value,
     retries: args.Retries = _D.retry.retries,
     retry_wait: args.RetryWait = _D.retry.backoff_s,
     retry_max_wait: args.RetryMaxWait = _D.retry.max_wait_s,
@@ -99,12 +100,16 @@ def fetch(
     max_size: args.MaxSize = None,
     per_host: args.PerHost = _D.per_host,
     rate: args.Rate = None,
+    limit_rate: args.LimitRate = None,
+    compressed: args.Compressed = False,
+    cookies: args.Cookies = None,
     insecure: args.Insecure = False,
     ca_bundle: args.CaBundle = None,
     verbose: args.Verbose = 0,
     quiet: args.Quiet = False,
 ) -> None:
-    """Fetch every item of the lists into OUTPUT_DIR, one manifest row per item in order."""
+    """Fetch every item of the lists (and every URL given) into OUTPUT_DIR, one manifest
+    row per item in input order."""
     from fetcher.cli.fetch import FetchCommand
 
     shared = args.SharedArgs(
@@ -112,6 +117,7 @@ def fetch(
         retry_wait=retry_wait, retry_max_wait=retry_max_wait, retry_on=retry_on,
         timeout=timeout, deadline=deadline, headers=tuple(header or ()), max_size=max_size,
         per_host=per_host, rate=rate, insecure=insecure, ca_bundle=ca_bundle, cluster=cluster,
+        limit_rate=limit_rate, compressed=compressed, cookies=cookies,
     )  # fmt: skip
     execute(
         lambda env: FetchCommand.build(
@@ -132,7 +138,7 @@ def fetch(
     )
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def retry(
     manifest: Annotated[
         Path,
@@ -163,6 +169,9 @@ def retry(
     max_size: args.MaxSize = None,
     per_host: args.PerHost = None,
     rate: args.Rate = None,
+    limit_rate: args.LimitRate = None,
+    compressed: args.Compressed = False,
+    cookies: args.Cookies = None,
     insecure: args.Insecure = False,
     ca_bundle: args.CaBundle = None,
     verbose: args.Verbose = 0,
@@ -178,6 +187,7 @@ def retry(
         retry_wait=retry_wait, retry_max_wait=retry_max_wait, retry_on=retry_on,
         timeout=timeout, deadline=deadline, headers=tuple(header or ()), max_size=max_size,
         per_host=per_host, rate=rate, insecure=insecure, ca_bundle=ca_bundle, cluster=cluster,
+        limit_rate=limit_rate, compressed=compressed, cookies=cookies,
     )  # fmt: skip
     execute(
         lambda env: RetryCommand.build(
@@ -187,7 +197,7 @@ def retry(
     )
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def tune(
     lists: Annotated[
         list[str],

@@ -48,6 +48,9 @@ class SharedArgs:
     insecure: bool = False
     ca_bundle: Path | None = None
     cluster: str | None = None
+    limit_rate: str | None = None
+    compressed: bool = False
+    cookies: Path | None = None
 
     def apply(self, options: FetchOptions) -> FetchOptions:
         """`options` with what was given applied (checked: a bad value is a UsageError).
@@ -79,6 +82,11 @@ class SharedArgs:
             rate=options.rate if self.rate is None else parse_rate(self.rate),
             verify=tls_verify(self.insecure, self.ca_bundle) if tls else options.verify,
             cluster=options.cluster if self.cluster is None else parse_cluster(self.cluster),
+            limit_rate=options.limit_rate
+            if self.limit_rate is None
+            else parse_size(self.limit_rate),
+            compressed=self.compressed or options.compressed,
+            cookies=self.cookies or options.cookies,
         )
 
 
@@ -90,7 +98,13 @@ def _given(value: _T | None, default: _T) -> _T:
 DEFAULTS = FetchOptions()
 
 OutputDir = Annotated[
-    Path | None, typer.Option("-o", "--output-dir", metavar="DIR", help="Where outputs go.")
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output-dir",
+        metavar="DIR",
+        help="Where outputs go (created if missing) [default: .]",
+    ),
 ]
 Workers = Annotated[
     int | None, typer.Option("-j", "--workers", metavar="N", help="Worker threads.")
@@ -159,6 +173,28 @@ Cluster = Annotated[
         help="Run on a Dask cluster: a scheduler's address, or local:N worker processes.",
     ),
 ]
+LimitRate = Annotated[
+    str | None,
+    typer.Option(
+        "--limit-rate",
+        metavar="BYTES",
+        help="Bandwidth for the whole run, bytes per second (K, M, G), e.g. 2M.",
+    ),
+]
+Compressed = Annotated[
+    bool,
+    typer.Option(
+        "--compressed", help="Ask for gzip/deflate (br if installed) and save bodies decoded."
+    ),
+]
+Cookies = Annotated[
+    Path | None,
+    typer.Option(
+        "--cookies",
+        metavar="FILE",
+        help="Netscape cookie file: loaded at the start (if it exists), saved at the end.",
+    ),
+]
 Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")]
 CaBundle = Annotated[
     Path | None, typer.Option("--ca-bundle", metavar="PATH", help="Trust these CA certificates.")
@@ -169,6 +205,12 @@ NoProgress = Annotated[
 ]
 Verbose = Annotated[
     int,
-    typer.Option("-v", "--verbose", count=True, help="Decisions per item on stderr (-vv: more)."),
+    typer.Option(
+        "-v",
+        "--verbose",
+        count=True,
+        show_default=False,
+        help="Decisions per item on stderr (-vv: more).",
+    ),
 ]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")]

@@ -13,13 +13,14 @@ from fetcher.cli.env import Environment
 from fetcher.cli.exit import ExitStatus
 from fetcher.cli.interrupts import Interrupts
 from fetcher.cli.runner import drive
+from fetcher.cookies import load_cookies
 from fetcher.errors import UsageError
 from fetcher.job import Job
 from fetcher.lists import check_lists, count_items, read_lists
-from fetcher.options import FetchOptions, Layout, parse_checksum
+from fetcher.options import FetchOptions, parse_checksum, parse_layout
 from fetcher.sources import Source
 from fetcher.stats import Stats
-from fetcher.tables import ListFormat
+from fetcher.tables import parse_input_format
 from fetcher.temps import STATE_DIR
 
 DEFAULT_MANIFEST = "manifest.jsonl"
@@ -42,12 +43,12 @@ class FetchCommand:
         lists: tuple[str, ...],
         output_dir: Path | None,
         manifest: Path | None,
-        layout: Layout,
+        layout: str,
         stdout: bool,
         overwrite: bool,
         update: bool,
         checksum: str | None,
-        input_format: ListFormat,
+        input_format: str,
         progress: bool,
     ) -> FetchCommand:
         """Everything that can be checked is checked here, before anything is written."""
@@ -59,15 +60,17 @@ class FetchCommand:
         options = shared.apply(
             FetchOptions(
                 output_dir=root,
-                layout=layout,
+                layout=parse_layout(layout),
                 overwrite=overwrite,
                 update=update,
                 stream_to=env.stdout if stdout else None,
                 manifest=manifest,
             )
         )
+        if options.cookies is not None:
+            load_cookies(options.cookies)  # a file that is not a cookie file: usage error
         check_lists(lists)
-        sources = read_lists(lists, env.stdin, input_format)
+        sources = read_lists(lists, env.stdin, parse_input_format(input_format))
         if checksum is not None:
             sources = _single_with_checksum(sources, parse_checksum(checksum))
         return cls(env, options, lists, sources, progress)

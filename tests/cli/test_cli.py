@@ -81,7 +81,7 @@ def test_csv_manifest_when_path_ends_in_csv(tmp_path: Path) -> None:
         (["fetch", "l.txt", "--max-size", "lots"], "not a size"),
         (["fetch", "l.txt", "-H", "no colon"], "not a header"),
         (["fetch", "l.txt", "--stdout", "-o", "x"], "--stdout keeps no files"),
-        (["fetch", "l.txt", "--layout", "tree"], "Invalid value"),
+        (["fetch", "l.txt", "--layout", "tree"], "--layout takes one of flat, mirror, indexed"),
         (["fetch", "l.txt", "--no-such-option"], "No such option"),
     ],
 )
@@ -136,7 +136,7 @@ def test_several_lists_concatenate_in_order(tmp_path: Path) -> None:
 
 
 def test_python_module_and_help_and_version(tmp_path: Path) -> None:
-    assert "LIST..." in run_fetcher("fetch", "--help", cwd=tmp_path).stdout.decode()
+    assert "LIST|URL..." in run_fetcher("fetch", "--help", cwd=tmp_path).stdout.decode()
     version = run_fetcher("--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith(b"fetcher ")
 

@@ -439,7 +439,7 @@ def test_check_lists_accepts_files_and_one_stdin(tmp_path: Path) -> None:
         (lambda p: [str(p / "missing.txt")], "not found"),
         (lambda p: [str(p)], "directory"),
         (lambda p: ["-", "-"], "only once"),
-        (lambda p: [], "no list"),
+        (lambda p: [], "nothing to fetch"),
     ],
     ids=["missing", "directory", "two-stdin", "none"],
 )
