@@ -184,8 +184,9 @@ def _not_a_manifest(path: Path, line: int | None, why: str) -> UsageError:
 
 
 class ManifestRewrite:
-    """A manifest written anew beside the old one and renamed over it only when complete:
-    whatever happens before `commit`, the old file stays exactly as it was."""
+    """A manifest written anew beside the old one (or where it is to be) and renamed over
+    it only when complete: whatever happens before `commit`, the old file stays exactly as
+    it was."""
 
     def __init__(self, manifest: Path) -> None:
         self.manifest = manifest
@@ -201,12 +202,13 @@ class ManifestRewrite:
         self._writer.flush()
 
     def commit(self) -> None:
-        """Put the new manifest in place of the old one, atomically, keeping its mode."""
+        """Put the new manifest in place of the old one (if any), atomically, keeping its
+        mode."""
         try:
             self._writer.sync()
             self._writer.close()
-            mode = self.manifest.stat().st_mode & 0o7777
-            os.chmod(self._writer.path, mode)
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(self._writer.path, self.manifest.stat().st_mode & 0o7777)
             os.replace(self._writer.path, self.manifest)
         except OSError:
             self.abandon()

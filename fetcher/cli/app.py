@@ -96,6 +96,14 @@ def fetch(
             "--input-format", help="Format of a list read from stdin.", case_sensitive=False
         ),
     ] = ListFormat.LINES,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="K/N",
+            help="Only shard K of N (items whose index i has i % N == K), indexes kept.",
+        ),
+    ] = None,
     header: args.Headers = None,
     max_size: args.MaxSize = None,
     per_host: args.PerHost = _D.per_host,
@@ -132,6 +140,7 @@ def fetch(
             update=update,
             checksum=checksum,
             input_format=input_format,
+            shard=shard,
             progress=not no_progress,
         ),
         verbosity=-1 if quiet else verbose,
@@ -226,6 +235,34 @@ def tune(
     execute(
         lambda env: TuneCommand.build(env, shared, lists=tuple(lists), sample=sample),
         verbosity=-1 if quiet else verbose,
+    )
+
+
+@app.command(cls=PlainCommand)
+def merge(
+    manifests: Annotated[
+        list[Path],
+        typer.Argument(metavar="MANIFEST...", help="Manifests of shards.", show_default=False),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="PATH",
+            help="The merged manifest (.csv for CSV).",
+            show_default=False,
+        ),
+    ],
+    quiet: args.Quiet = False,
+) -> None:
+    """Join the manifests of shards (--shard K/N) into one, in input order; exit 1 when
+    indices are missing or duplicated (the merged manifest is written either way)."""
+    from fetcher.cli.merge import MergeCommand
+
+    execute(
+        lambda env: MergeCommand.build(env, tuple(manifests), output),
+        verbosity=-1 if quiet else 0,
     )
 
 

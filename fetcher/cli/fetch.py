@@ -18,6 +18,7 @@ from fetcher.errors import UsageError
 from fetcher.job import Job
 from fetcher.lists import check_lists, count_items, read_lists
 from fetcher.options import FetchOptions, parse_checksum, parse_layout
+from fetcher.shards import Shard, parse_shard
 from fetcher.sources import Source
 from fetcher.stats import Stats
 from fetcher.tables import parse_input_format
@@ -33,6 +34,7 @@ class FetchCommand:
     lists: tuple[str, ...]
     sources: Iterator[Source]
     progress: bool
+    shard: Shard | None
 
     @classmethod
     def build(
@@ -49,6 +51,7 @@ class FetchCommand:
         update: bool,
         checksum: str | None,
         input_format: str,
+        shard: str | None,
         progress: bool,
     ) -> FetchCommand:
         """Everything that can be checked is checked here, before anything is written."""
@@ -71,9 +74,12 @@ class FetchCommand:
             load_cookies(options.cookies)  # a file that is not a cookie file: usage error
         check_lists(lists)
         sources = read_lists(lists, env.stdin, parse_input_format(input_format))
+        part = None if shard is None else parse_shard(shard)
+        if part is not None:
+            sources = part.of(sources)
         if checksum is not None:
             sources = _single_with_checksum(sources, parse_checksum(checksum))
-        return cls(env, options, lists, sources, progress)
+        return cls(env, options, lists, sources, progress, part)
 
     def run(self, interrupts: Interrupts) -> ExitStatus:
         stats = Stats()
@@ -86,8 +92,12 @@ class FetchCommand:
                 progress=self.progress,
                 workers=options.workers,
                 manifest=None if options.manifest is None else str(options.manifest),
-                count=lambda: count_items(self.lists),
+                count=self._count,
             )
+
+    def _count(self) -> int | None:
+        total = count_items(self.lists)
+        return total if total is None or self.shard is None else self.shard.share(total)
 
 
 def _single_with_checksum(sources: Iterator[Source], checksum: tuple[str, str]) -> Iterator[Source]:
