@@ -1,27 +1,35 @@
 """`fetcher tune`: measure a sample of the user's own list under several worker and chunksize
-settings, into a throwaway folder, and recommend the fastest. Servers, networks and file
-sizes differ too much for one default to be best everywhere; a minute of measuring on the
-real thing beats any rule. When the best thread setting keeps the interpreter busy (the CPU,
-not the network, is the limit), one more trial spreads it over processes."""
+settings, and recommend the fastest. Servers, networks and file sizes differ too much for
+one default to be best everywhere; a minute of measuring on the real thing beats any rule.
+
+What makes the numbers honest: every setting runs several times, interleaved with the
+others (so a noisy moment does not pick the winner), and the table gives the median and
+the spread; a trial's rate is its steady state (from its 10th to its 90th percentile result:
+neither the start-up nor the last stragglers); trials write where the real run will (a
+throwaway folder in the output dir's parent file system). When the best thread setting
+keeps the interpreter busy, the same setting is tried again on several processes."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from fetcher.job import Job
 from fetcher.options import FetchOptions
 from fetcher.results import Status
 from fetcher.sources import Source
 
-WORKERS_GRID = (4, 8, 16, 32)
-CHUNKSIZE_GRID: tuple[int | None, ...] = (1, 4, None)
+WORKERS_GRID = (8, 16, 32, 64)
+CHUNKSIZE_GRID: tuple[int | None, ...] = (1, None)
+REPEATS = 3
 CLOSE_ENOUGH = 0.95
 """Within 5 % of the fastest, fewer processes and threads win: gentler, same speed."""
 CPU_BOUND = 0.8
@@ -30,10 +38,16 @@ the interpreter, not by the network: more threads cannot help it, more processes
 MIN_RUNNING_S = 0.1
 """Shorter trials are too short to tell what limited them."""
 MAX_PROCESSES = 4
+STEADY = (0.1, 0.9)
+"""The share of results between which a trial's rate is measured."""
+MIN_STEADY_ITEMS = 20
+"""Fewer results than this: the rate counts from the first result instead."""
 
 
 @dataclass(frozen=True)
 class Trial:
+    """One timed fetch of the sample with one setting."""
+
     workers: int
     chunksize: int | None
     used_chunksize: int
@@ -46,6 +60,8 @@ class Trial:
     """CPU time of this process (all its threads) once running, after the first result."""
     start_s: float = 0.0
     """Time to the first result: start-up (pools, processes) and the first fetch."""
+    steady_rate: float | None = None
+    """Results per second between the 10th and the 90th percentile result."""
 
     @property
     def running_s(self) -> float:
@@ -53,8 +69,10 @@ class Trial:
 
     @property
     def items_per_s(self) -> float:
-        """The rate once running, after the first result: start-up is a fixed cost (about
-        0.3 s for processes) that a sample would weigh far more than a long list does."""
+        """The rate once running: start-up is a fixed cost (about 0.3 s for processes) that
+        a sample would weigh far more than a long list does."""
+        if self.steady_rate is not None:
+            return self.steady_rate
         if self.items < 2 or self.running_s <= 0:
             return self.items / max(self.seconds, 1e-9)
         return (self.items - 1) / self.running_s
@@ -70,7 +88,96 @@ class Trial:
         )
 
 
-def processes_to_try(best: Trial, cpus: int | None) -> int | None:
+class Measured(Protocol):
+    """A trial, or the median of the repeats of one setting."""
+
+    @property
+    def workers(self) -> int: ...
+    @property
+    def chunksize(self) -> int | None: ...
+    @property
+    def used_chunksize(self) -> int: ...
+    @property
+    def processes(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def items_per_s(self) -> float: ...
+    @property
+    def start_s(self) -> float: ...
+    @property
+    def cpu_share(self) -> float: ...
+    @property
+    def cpu_bound(self) -> bool: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The repeats of one setting: the median trial speaks for them, the spread says how
+    much to trust it."""
+
+    trials: tuple[Trial, ...]
+
+    @property
+    def median(self) -> Trial:
+        ranked = sorted(self.trials, key=lambda t: t.items_per_s)
+        return ranked[(len(ranked) - 1) // 2]
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        rates = [t.items_per_s for t in self.trials]
+        return min(rates), max(rates)
+
+    @property
+    def workers(self) -> int:
+        return self.median.workers
+
+    @property
+    def chunksize(self) -> int | None:
+        return self.median.chunksize
+
+    @property
+    def used_chunksize(self) -> int:
+        return self.median.used_chunksize
+
+    @property
+    def processes(self) -> int:
+        return self.median.processes
+
+    @property
+    def failed(self) -> int:
+        return max(t.failed for t in self.trials)
+
+    @property
+    def items_per_s(self) -> float:
+        return statistics.median(t.items_per_s for t in self.trials)
+
+    @property
+    def start_s(self) -> float:
+        return statistics.median(t.start_s for t in self.trials)
+
+    @property
+    def cpu_share(self) -> float:
+        return self.median.cpu_share
+
+    @property
+    def cpu_bound(self) -> bool:
+        return self.median.cpu_bound
+
+    @property
+    def bytes(self) -> int:
+        return self.median.bytes
+
+    @property
+    def seconds(self) -> float:
+        return self.median.seconds
+
+
+def processes_to_try(best: Measured, cpus: int | None) -> int | None:
     """How many processes one more trial should use, if the best thread trial was CPU-bound
     on a machine with cores to spare."""
     if not best.cpu_bound or cpus is None or cpus < 2:
@@ -86,88 +193,117 @@ def run_trials(
     workers_grid: Sequence[int] = WORKERS_GRID,
     chunksize_grid: Sequence[int | None] = CHUNKSIZE_GRID,
     processes: int = 1,
+    repeats: int = 1,
 ) -> Iterator[Trial]:
-    """One timed fetch of the whole sample per setting, each into a fresh temp folder."""
-    for workers, chunksize in itertools.product(workers_grid, chunksize_grid):
-        folder = Path(tempfile.mkdtemp(prefix="fetcher-tune-"))
+    """Timed fetches of the whole sample, each into a fresh folder beside `base.output_dir`
+    (on its file system), every setting `repeats` times, round-robin."""
+    grid = list(itertools.product(workers_grid, chunksize_grid))
+    for _, (workers, chunksize) in itertools.product(range(repeats), grid):
         options = dataclasses.replace(
-            base,
-            output_dir=folder,
-            workers=workers,
-            chunksize=chunksize,
-            processes=processes,
-            overwrite=True,
+            base, workers=workers, chunksize=chunksize, processes=processes, overwrite=True
         )
-        try:
-            started = time.perf_counter()
-            first, cpu_at_first = None, 0.0
-            results = []
-            with Job(options, check_interrupt=check_interrupt) as job:
-                batches = job.run(iter(sample))
-                for batch in batches:
-                    if first is None:
-                        first, cpu_at_first = time.perf_counter() - started, time.process_time()
-                    results.extend(batch)
-            seconds = time.perf_counter() - started
-            cpu_s = time.process_time() - cpu_at_first if first is not None else 0.0
-            used = batches.chunksize
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        yield Trial(
-            workers,
-            chunksize,
-            used,
-            len(results),
-            sum(r.status is Status.FAILED for r in results),
-            sum(r.bytes for r in results),
-            seconds,
-            processes,
-            cpu_s,
-            seconds if first is None else first,
-        )
+        yield _trial(sample, options, check_interrupt)
 
 
-def recommend(trials: Sequence[Trial]) -> Trial:
-    """The fastest trial without more failures than the best, preferring one process, fewer
-    threads and `auto` among near-ties."""
-    fewest_failures = min(t.failed for t in trials)
-    clean = [t for t in trials if t.failed == fewest_failures]
-    best = max(t.items_per_s for t in clean)
-    near = [t for t in clean if t.items_per_s >= CLOSE_ENOUGH * best]
-    return min(
-        near, key=lambda t: (t.processes, t.workers, t.chunksize is not None, -t.items_per_s)
+def _trial(
+    sample: Sequence[Source], options: FetchOptions, check_interrupt: Callable[[], None] | None
+) -> Trial:
+    parent = Path(options.output_dir).absolute()
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".fetcher-tune-", dir=parent))
+    options = dataclasses.replace(options, output_dir=folder)
+    try:
+        started = time.perf_counter()
+        first, cpu_at_first = None, 0.0
+        results, done_at = [], []
+        with Job(options, check_interrupt=check_interrupt) as job:
+            batches = job.run(iter(sample))
+            for batch in batches:
+                now = time.perf_counter()
+                if first is None:
+                    first, cpu_at_first = now - started, time.process_time()
+                results.extend(batch)
+                done_at.extend([now - started] * len(batch))
+        seconds = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_at_first if first is not None else 0.0
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return Trial(
+        options.workers,
+        options.chunksize,
+        batches.chunksize,
+        len(results),
+        sum(r.status is Status.FAILED for r in results),
+        sum(r.bytes for r in results),
+        seconds,
+        options.processes or 1,
+        cpu_s,
+        seconds if first is None else first,
+        _steady_rate(done_at),
     )
 
 
-def table(trials: Sequence[Trial], choice: Trial) -> str:
-    """The trials as a markdown table, then the recommendation. CPU is this process's share
-    of the running time (not measured when the work ran in child processes)."""
+def _steady_rate(done_at: Sequence[float]) -> float | None:
+    """Results per second between the 10th and the 90th percentile result."""
+    if len(done_at) < MIN_STEADY_ITEMS:
+        return None
+    low, high = (int(share * (len(done_at) - 1)) for share in STEADY)
+    span = done_at[high] - done_at[low]
+    return (high - low) / span if span > 0 else None
+
+
+def settings(trials: Sequence[Trial]) -> list[Setting]:
+    """The trials grouped by setting, in the order the settings first appear."""
+    groups: dict[tuple[int, int | None, int], list[Trial]] = {}
+    for trial in trials:
+        groups.setdefault((trial.workers, trial.chunksize, trial.processes), []).append(trial)
+    return [Setting(tuple(group)) for group in groups.values()]
+
+
+def recommend(measured: Sequence[Measured]) -> Measured:
+    """The fastest setting without more failures than the best, preferring one process,
+    fewer threads and `auto` among near-ties."""
+    fewest_failures = min(m.failed for m in measured)
+    clean = [m for m in measured if m.failed == fewest_failures]
+    best = max(m.items_per_s for m in clean)
+    near = [m for m in clean if m.items_per_s >= CLOSE_ENOUGH * best]
+    return min(
+        near, key=lambda m: (m.processes, m.workers, m.chunksize is not None, -m.items_per_s)
+    )
+
+
+def table(measured: Sequence[Measured], choice: Measured) -> str:
+    """The settings as a markdown table (median rate, and its spread over the repeats),
+    then the recommendation. CPU is this process's share of the running time (not
+    measured when the work ran in child processes)."""
     lines = [
-        "| -j | --chunksize | --processes | start s | items/s | MB/s | CPU | failed | |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| -j | --chunksize | --processes | start s | items/s | (min-max) | MB/s | CPU"
+        " | failed | |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for t in trials:
-        size = f"auto ({t.used_chunksize})" if t.chunksize is None else str(t.chunksize)
-        cpu = f"{100 * t.cpu_share:.0f} %" if t.processes == 1 else "-"
+    for m in measured:
+        size = f"auto ({m.used_chunksize})" if m.chunksize is None else str(m.chunksize)
+        cpu = f"{100 * m.cpu_share:.0f} %" if m.processes == 1 else "-"
+        low, high = m.spread if isinstance(m, Setting) else (m.items_per_s, m.items_per_s)
         lines.append(
-            f"| {t.workers} | {size} | {t.processes} | {t.start_s:.2f} | {t.items_per_s:.0f} |"
-            f" {t.bytes / max(t.seconds, 1e-9) / 1e6:.1f} | {cpu} | {t.failed} |"
-            f" {'← recommended' if t is choice else ''} |"
+            f"| {m.workers} | {size} | {m.processes} | {m.start_s:.2f} | {m.items_per_s:.0f} |"
+            f" {low:.0f}-{high:.0f} | {m.bytes / max(m.seconds, 1e-9) / 1e6:.1f} | {cpu} |"
+            f" {m.failed} | {'← recommended' if m is choice else ''} |"
         )
     size = "auto" if choice.chunksize is None else str(choice.chunksize)
-    processes = f" --processes {choice.processes}" if choice.processes > 1 else ""
+    processes = f" --processes {choice.processes}" if choice.processes > 1 else " --processes 1"
     lines += [
         "",
         f"Recommended: -j {choice.workers} --chunksize {size}{processes}"
         f" ({choice.items_per_s:.0f} items/s once running, on this sample).",
     ]
-    threads_only = [t for t in trials if t.processes == 1]
+    threads_only = [m for m in measured if m.processes == 1]
     if choice.processes > 1 and threads_only:
         lines.append(_break_even(choice, recommend(threads_only)))
     return "\n".join(lines)
 
 
-def _break_even(choice: Trial, alone: Trial) -> str:
+def _break_even(choice: Measured, alone: Measured) -> str:
     """Processes start later: from how many items on they finish first. (`choice` was
     recommended over `alone`, so its rate is the higher one.)"""
     saved_per_item = 1 / alone.items_per_s - 1 / choice.items_per_s

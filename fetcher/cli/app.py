@@ -214,7 +214,21 @@ def tune(
     ],
     sample: Annotated[
         int, typer.Option("--sample", metavar="N", help="Items of the list to fetch in each trial.")
-    ] = 200,
+    ] = 1000,
+    repeat: Annotated[
+        int,
+        typer.Option("--repeat", metavar="N", help="Trials of each setting (median and spread)."),
+    ] = 3,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output-dir",
+            metavar="DIR",
+            help="Where the real run will write: the trials write (and delete) their files"
+            " on the same disk [default: .]",
+        ),
+    ] = None,
     timeout: args.Timeout = _D.timeout_s,
     per_host: args.PerHost = _D.per_host,
     header: args.Headers = None,
@@ -223,9 +237,9 @@ def tune(
     verbose: args.Verbose = 0,
     quiet: args.Quiet = False,
 ) -> None:
-    """Fetch a sample of the lists under several -j/--chunksize settings (into a temporary
-    folder, deleted after each trial) and recommend the fastest; when the CPU is the limit,
-    try --processes too."""
+    """Fetch a sample of the lists under several -j/--chunksize settings, each a few times
+    (into a temporary folder on the output dir's disk, deleted after each trial), and
+    recommend the fastest; when the CPU is the limit, try --processes too."""
     from fetcher.cli.tune import TuneCommand
 
     shared = args.SharedArgs(
@@ -233,7 +247,9 @@ def tune(
         ca_bundle=ca_bundle, retries=0,
     )  # fmt: skip
     execute(
-        lambda env: TuneCommand.build(env, shared, lists=tuple(lists), sample=sample),
+        lambda env: TuneCommand.build(
+            env, shared, lists=tuple(lists), sample=sample, repeats=repeat, output_dir=output_dir
+        ),
         verbosity=-1 if quiet else verbose,
     )
 

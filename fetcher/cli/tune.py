@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from fetcher.adaptive import usable_cpus
 from fetcher.cli.args import SharedArgs
@@ -16,7 +17,7 @@ from fetcher.errors import UsageError
 from fetcher.lists import check_lists, read_lists
 from fetcher.options import FetchOptions
 from fetcher.sources import Source
-from fetcher.tune import Trial, processes_to_try, recommend, run_trials, table
+from fetcher.tune import Trial, processes_to_try, recommend, run_trials, settings, table
 
 
 @dataclass(frozen=True)
@@ -24,47 +25,63 @@ class TuneCommand:
     env: Environment
     sample: list[Source]
     options: FetchOptions
+    repeats: int
 
     @classmethod
     def build(
-        cls, env: Environment, shared: SharedArgs, *, lists: tuple[str, ...], sample: int
+        cls,
+        env: Environment,
+        shared: SharedArgs,
+        *,
+        lists: tuple[str, ...],
+        sample: int,
+        repeats: int,
+        output_dir: Path | None,
     ) -> TuneCommand:
         if sample < 1:
             raise UsageError("--sample must be at least 1")
-        options = shared.apply(FetchOptions())
+        if repeats < 1:
+            raise UsageError("--repeat must be at least 1")
+        options = shared.apply(FetchOptions(output_dir=output_dir or Path()))
         check_lists(lists)
         items = list(itertools.islice(read_lists(lists, env.stdin), sample))
         if not items:
             raise UsageError("the lists hold no items to sample")
-        return cls(env, items, options)
+        return cls(env, items, options, repeats)
 
     def _say(self, line: str) -> None:
         self.env.stderr.write(line + "\n")
         self.env.stderr.flush()
 
     def run(self, interrupts: Interrupts) -> ExitStatus:
-        self._say(f"Sampling {len(self.sample)} items per trial...")
-        trials = self._trials(run_trials(self.sample, self.options, interrupts.check))
+        self._say(
+            f"Sampling {len(self.sample)} items per trial, each setting {self.repeats} times..."
+        )
+        trials = self._trials(
+            run_trials(self.sample, self.options, interrupts.check, repeats=self.repeats)
+        )
         if all(t.failed == t.items for t in trials):
             self._say(
                 "fetcher: every item of the sample failed in every trial; nothing to"
                 " recommend (check the list with `fetcher fetch`)"
             )
             return ExitStatus.FAILURES
-        best = recommend(trials)
+        best = recommend(settings(trials))
         processes = processes_to_try(best, usable_cpus())
         if processes is not None:
-            self._say(f"  CPU-bound at -j {best.workers}: one more trial on {processes} processes")
+            self._say(f"  CPU-bound at -j {best.workers}: the same on {processes} processes")
             more = run_trials(
                 self.sample,
                 self.options,
                 interrupts.check,
                 workers_grid=[best.workers],
-                chunksize_grid=[None],  # chunksize 1 would cross processes per item
+                chunksize_grid=[best.chunksize],
                 processes=processes,
+                repeats=self.repeats,
             )
             trials += self._trials(more)
-        self.env.stdout.write((table(trials, recommend(trials)) + "\n").encode())
+        measured = settings(trials)
+        self.env.stdout.write((table(measured, recommend(measured)) + "\n").encode())
         self.env.stdout.flush()
         return ExitStatus.OK
 

@@ -3,14 +3,15 @@ nothing left behind. The recommendation rule itself is unit-tested at the bottom
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from fetcher import tune as tune_module
 from fetcher.options import FetchOptions, RetryPolicy
 from fetcher.sources import parse_source
 from fetcher.tune import (
@@ -21,12 +22,14 @@ from fetcher.tune import (
     processes_to_try,
     recommend,
     run_trials,
+    settings,
     table,
 )
 from tests.clirun import fetcher_command, write_list
 from tests.server import TestServer
 
 TRIALS = len(WORKERS_GRID) * len(CHUNKSIZE_GRID)
+"""Settings in the grid; each runs once with --repeat 1."""
 
 
 def tune(*args: str, cwd: Path, tmpdir: Path) -> subprocess.CompletedProcess[str]:
@@ -48,9 +51,11 @@ def test_tune_prints_a_table_and_one_recommendation(
 ) -> None:
     urls = [http_server.url(f"/bytes/t{i}?size=2000") for i in range(10)]
     listing = write_list(tmp_path / "l.txt", urls)
-    run = tune(str(listing), "--sample", "4", cwd=tmp_path, tmpdir=tmp_path / "tmp")
+    run = tune(
+        str(listing), "--sample", "4", "--repeat", "1", cwd=tmp_path, tmpdir=tmp_path / "tmp"
+    )
     assert run.returncode == 0, run.stderr
-    assert "Sampling 4 items per trial" in run.stderr
+    assert "Sampling 4 items per trial, each setting 1 times" in run.stderr
     rows = [line for line in run.stdout.splitlines() if re.match(r"^\| \d+ \|", line)]
     assert len(rows) == TRIALS
     assert sum("← recommended" in row for row in rows) == 1
@@ -59,7 +64,7 @@ def test_tune_prints_a_table_and_one_recommendation(
     match = re.search(r"^Recommended: -j (\d+) --chunksize (\S+) ", run.stdout, re.MULTILINE)
     assert match is not None and match.group(1) == workers
     for row in rows:  # every trial fetched the whole sample without a failure
-        assert row.split("|")[8].strip() == "0"
+        assert row.split("|")[9].strip() == "0"
 
 
 def test_tune_fetches_only_the_sample_once_per_trial(
@@ -70,8 +75,8 @@ def test_tune_fetches_only_the_sample_once_per_trial(
     run = tune(str(listing), "--sample", "3", cwd=tmp_path, tmpdir=tmp_path / "tmp")
     assert run.returncode == 0, run.stderr
     paths = [path for _, path, _ in http_server.requests_seen]
-    for i in range(3):
-        assert paths.count(f"/bytes/s{i}?size=100") == TRIALS
+    for i in range(3):  # three repeats of every setting by default
+        assert paths.count(f"/bytes/s{i}?size=100") == 3 * TRIALS
     assert not any(path.startswith(f"/bytes/s{i}?") for path in paths for i in range(3, 8))
 
 
@@ -79,7 +84,7 @@ def test_tune_leaves_nothing_behind(http_server: TestServer, tmp_path: Path) -> 
     listing = write_list(tmp_path / "l.txt", [http_server.url("/bytes/x?size=10")])
     work = tmp_path / "work"
     work.mkdir()
-    run = tune(str(listing), "--sample", "1", cwd=work, tmpdir=tmp_path / "tmp")
+    run = tune(str(listing), "--sample", "1", "--repeat", "1", cwd=work, tmpdir=tmp_path / "tmp")
     assert run.returncode == 0, run.stderr
     assert list(work.iterdir()) == []
     assert list((tmp_path / "tmp").iterdir()) == []
@@ -89,7 +94,9 @@ def test_tune_exits_1_when_every_item_fails_in_every_trial(
     http_server: TestServer, tmp_path: Path
 ) -> None:
     listing = write_list(tmp_path / "l.txt", [http_server.url("/status/404")])
-    run = tune(str(listing), "--sample", "1", cwd=tmp_path, tmpdir=tmp_path / "tmp")
+    run = tune(
+        str(listing), "--sample", "1", "--repeat", "1", cwd=tmp_path, tmpdir=tmp_path / "tmp"
+    )
     assert run.returncode == 1
     assert "every item of the sample failed in every trial" in run.stderr
     assert "Recommended" not in run.stdout
@@ -102,6 +109,7 @@ def test_tune_exits_1_when_every_item_fails_in_every_trial(
         (["missing.txt"], "list not found: missing.txt"),
         (["empty.txt"], "the lists hold no items to sample"),
         (["empty.txt", "--sample", "0"], "--sample must be at least 1"),
+        (["empty.txt", "--repeat", "0"], "--repeat must be at least 1"),
         (["empty.txt", "--ca-bundle", "nope.pem"], "nope.pem"),
     ],
 )
@@ -150,8 +158,8 @@ def test_table_marks_the_choice_and_names_auto_with_what_it_picked() -> None:
     trials = [trial(4, 1, 100), trial(8, None, 150)]
     text = table(trials, trials[1])
     chosen = next(line for line in text.splitlines() if "← recommended" in line)
-    assert chosen.startswith("| 8 | auto (1) | 1 | 0.00 | 150 | 0.0 | 50 % | 0 |")
-    assert "Recommended: -j 8 --chunksize auto (150 items/s once running" in text
+    assert chosen.startswith("| 8 | auto (1) | 1 | 0.00 | 150 | 150-150 | 0.0 | 50 % | 0 |")
+    assert "Recommended: -j 8 --chunksize auto --processes 1 (150 items/s once running" in text
 
 
 def test_rate_is_measured_once_running() -> None:
@@ -195,13 +203,66 @@ def test_table_with_processes_gives_the_break_even_list_length() -> None:
 def test_a_processes_trial_fetches_the_whole_sample(
     http_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     sample = [
         parse_source(http_server.url(f"/bytes/p{i}?size=500"), i, tmp_path) for i in range(12)
     ]
-    base = FetchOptions(retry=RetryPolicy(retries=0))
+    base = FetchOptions(output_dir=tmp_path, retry=RetryPolicy(retries=0))
     (result,) = run_trials(sample, base, workers_grid=[4], chunksize_grid=[None], processes=2)
     assert (result.processes, result.items, result.failed) == (2, 12, 0)
     assert result.bytes == 12 * 500
     assert 0 < result.start_s <= result.seconds
     assert list(tmp_path.iterdir()) == []
+
+
+def test_repeats_run_round_robin_and_report_median_and_spread(
+    http_server: TestServer, tmp_path: Path
+) -> None:
+    sample = [parse_source(http_server.url(f"/bytes/r{i}?size=50"), i, tmp_path) for i in range(30)]
+    base = FetchOptions(output_dir=tmp_path, retry=RetryPolicy(retries=0))
+    trials = list(run_trials(sample, base, workers_grid=[2, 4], chunksize_grid=[None], repeats=3))
+    assert [t.workers for t in trials] == [2, 4, 2, 4, 2, 4]  # interleaved
+    assert all(t.steady_rate is not None for t in trials)  # 30 results: a steady state
+    grouped = settings(trials)
+    assert [(s.workers, len(s.trials)) for s in grouped] == [(2, 3), (4, 3)]
+    low, high = grouped[0].spread
+    assert low <= grouped[0].items_per_s <= high
+    text = table(grouped, recommend(grouped))
+    assert f"| {low:.0f}-{high:.0f} |" in text
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_steady_rate_leaves_out_start_up_and_stragglers() -> None:
+    done_at = [1.0] + [1.0 + 0.01 * i for i in range(1, 99)] + [9.0]  # slow start, a straggler
+    assert tune_module._steady_rate(done_at) == pytest.approx(100.0, rel=0.05)
+    assert tune_module._steady_rate([0.1] * 5) is None
+
+
+def test_the_processes_trial_runs_the_winning_setting(
+    http_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fetcher.cli import tune as command
+    from fetcher.cli.args import SharedArgs
+    from fetcher.cli.env import Environment
+    from fetcher.cli.interrupts import Interrupts
+
+    urls = [http_server.url(f"/bytes/w{i}?size=100") for i in range(5)]
+    listing = write_list(tmp_path / "l.txt", urls)
+    calls: list[tuple[dict[str, object], list[Trial]]] = []
+
+    def recorded(*args: object, **kwargs: object) -> list[Trial]:
+        trials = list(run_trials(*args, **kwargs))  # type: ignore[arg-type]
+        calls.append((kwargs, trials))
+        return trials
+
+    monkeypatch.setattr(command, "run_trials", recorded)
+    monkeypatch.setattr(command, "processes_to_try", lambda best, cpus: 2)
+    env = Environment(io.BytesIO(), io.BytesIO(), io.StringIO())
+    tuner = command.TuneCommand.build(
+        env, SharedArgs(retries=0), lists=(str(listing),), sample=5, repeats=1,
+        output_dir=tmp_path / "o",
+    )  # fmt: skip
+    assert tuner.run(Interrupts()) == 0
+    (_, grid), (extra, _) = calls
+    best = recommend(settings(grid))
+    assert extra["processes"] == 2
+    assert (extra["workers_grid"], extra["chunksize_grid"]) == ([best.workers], [best.chunksize])
