@@ -12,13 +12,18 @@ The pipeline, module by module:
     lists tables sources   list files and table rows into numbered `Source`s
     job          one run: output dir, state store, executor, committer, manifest
     context      RunContext: what every worker of a run shares; RunSpec to rebuild it
-    executors    where items are fetched: pool (threads), processes
+    executors    where items are fetched, chosen in one place: pool (threads), processes,
+                 adaptive (threads, then processes once CPU-bound), cluster (Dask)
     worker       fetch one item (the one place exceptions become outcomes); build_worker
     work         WorkItem in; Fetched / AlreadyDone / Failed / Stopped out
-    download transport localfiles politeness   one attempt, HTTP, local copies, host gates
+    download     one HTTP attempt: conditional GETs, ranges, the body into its temp file
+    transport session watch   requests: routing, the per-thread session, deadlines
+    localfiles politeness bandwidth cookies decoding   local copies, host gates,
+                 --limit-rate, the run's cookie jar, --compressed
     naming temps digests   output names, temp files and placement, running hashes
     commit state manifest   ordered commit, the SQLite store, the manifest read and written
     retry        a manifest's failed rows again, the manifest rewritten complete or untouched
+    shards       --shard K/N and merging the shards' manifests
     stats tune   live counters; `fetcher tune`'s trials
     cli/         the command line: the only part that prints or touches sys.std*
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TypeVar
 
 from fetcher.context import RunContext
+from fetcher.executors import OnThisMachine
 from fetcher.pool import ThreadExecutor
 from fetcher.processes import Spawned
 from fetcher.work import Outcome, WorkItem
@@ -103,7 +104,7 @@ class _Meter:
         return share >= CPU_BOUND
 
 
-class AdaptiveExecutor:
+class AdaptiveExecutor(OnThisMachine):
     """Threads first; processes (up to `processes` of them) once the run is CPU-bound."""
 
     def __init__(self, processes: int) -> None:

@@ -11,7 +11,7 @@ from fetcher.cookies import SharedJar
 from fetcher.options import FetchOptions
 from fetcher.state import PartialsLog
 from fetcher.stats import Stats
-from fetcher.temps import STATE_DIR, LiveTemps
+from fetcher.temps import STATE_DIR, LiveTemps, remove_stale_temps
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,12 @@ class RunContext:
     """Set when the run stops: workers abandon their items at the next safe point."""
     cookies: SharedJar = field(default_factory=SharedJar)
     """The run's cookie jar, shared by its threads."""
+
+    def remove_stray_temps(self) -> None:
+        """After a stop: temps that other processes (or machines) were writing, which this
+        one never saw; the partial downloads registered for a later run stay."""
+        keep = frozenset() if self.store is None else self.store.partial_temps()
+        remove_stale_temps(self.root, keep=keep)
 
     def spec(self, options: FetchOptions | None = None) -> RunSpec:
         """What another process needs to join this run (with its own share of `options`)."""

@@ -13,6 +13,15 @@ from fetcher.work import Outcome, WorkItem
 
 
 class Executor(Protocol):
+    def prepare(self) -> None:
+        """Get what the run needs before it writes anything (a cluster's connection), so
+        that a usage error here leaves no trace."""
+        ...
+
+    def close(self) -> None:
+        """Release what `prepare` got, if `batches` did not."""
+        ...
+
     def batches(
         self,
         items: Iterable[WorkItem],
@@ -25,7 +34,21 @@ class Executor(Protocol):
         ...
 
 
+class OnThisMachine:
+    """Executors that need nothing before their first batch."""
+
+    def prepare(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def choose_executor(options: FetchOptions) -> Executor:
+    if options.cluster is not None:
+        from fetcher.cluster import ClusterExecutor
+
+        return ClusterExecutor(options.cluster)
     from fetcher.pool import ThreadExecutor
 
     processes = options.processes

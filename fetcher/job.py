@@ -84,6 +84,7 @@ class Job:
         self.store: StateStore | None = None
         self._writer: ManifestWriter | None = None
         self._context: RunContext | None = None
+        self._executor = choose_executor(options)
 
     def __enter__(self) -> Job:
         try:
@@ -94,6 +95,7 @@ class Job:
         return self
 
     def _open(self) -> None:
+        self._executor.prepare()
         if self._spool is not None:
             self._spool.mkdir(mode=0o700)
         else:
@@ -136,6 +138,7 @@ class Job:
             self.store.close()
         if self._spool is not None:
             shutil.rmtree(self._spool, ignore_errors=True)
+        self._executor.close()
 
     def run(self, sources: Iterable[Source]) -> Batches:
         """Results in input order; stops early (a consistent prefix) once the run is
@@ -159,7 +162,7 @@ class Job:
         if self.store is not None and manifest is not None:
             failures = FailureLog(self.store, manifest_key(manifest))
         committer = Committer(self.root, self.store, self.options.stream_to, failures)
-        outcomes = choose_executor(self.options).batches(
+        outcomes = self._executor.batches(
             self._work(feed), context, chunksize, self._check_interrupt
         )
         try:

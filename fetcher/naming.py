@@ -131,20 +131,26 @@ def plan(source: Source, layout: Layout) -> tuple[tuple[str, ...], str]:
     if source.kind is SourceKind.HTTP:
         segments = _url_segments(source.target)
         name = sanitize_name(segments[-1] if segments else "")
-        dirs = [_host_dir(source.target), *(sanitize_name(s, "_") for s in segments[:-1])]
     else:
-        path = Path(source.target)
-        name = sanitize_name(path.name, "_")
-        try:
-            rel = path.parent.relative_to(source.base_dir)
-        except ValueError:
-            rel = path.parent.relative_to(path.anchor)
-        dirs = [sanitize_name(s, "_") for s in rel.parts]
+        name = sanitize_name(Path(source.target).name, "_")
     if layout is Layout.MIRROR:
-        return tuple(dirs), name
+        return _mirror_dirs(source), name
     if layout is Layout.INDEXED:
         return (), indexed_name(source.index, name)
     return (), name
+
+
+def _mirror_dirs(source: Source) -> tuple[str, ...]:
+    """`host[_port]/path/to` of a URL; a local path's folders below its list's folder."""
+    if source.kind is SourceKind.HTTP:
+        segments = _url_segments(source.target)[:-1]
+        return (_host_dir(source.target), *(sanitize_name(s, "_") for s in segments))
+    path = Path(source.target)
+    try:
+        rel = path.parent.relative_to(source.base_dir)
+    except ValueError:
+        rel = path.parent.relative_to(path.anchor)
+    return tuple(sanitize_name(s, "_") for s in rel.parts)
 
 
 def indexed_name(index: int, name: str) -> str:

@@ -163,6 +163,10 @@ _CHECKS: tuple[tuple[Callable[[FetchOptions], bool], str], ...] = (
     (lambda o: _below(o.limit_rate, 1), "--limit-rate must be at least 1 byte per second"),
     (lambda o: o.overwrite and o.update, "--overwrite and --update contradict each other"),
     (
+        lambda o: o.cluster is not None and o.processes is not None,
+        "--processes does not apply to --cluster runs: each Dask worker runs --workers threads",
+    ),
+    (
         lambda o: o.cookies is not None and ((o.processes or 1) > 1 or o.cluster is not None),
         "--cookies keeps one cookie jar for the run, on one process: drop --processes or --cluster",
     ),

@@ -16,6 +16,7 @@ from multiprocessing.pool import IMapIterator, Pool, ThreadPool
 from typing import TypeVar
 
 from fetcher.context import RunContext
+from fetcher.executors import OnThisMachine
 from fetcher.work import Outcome, WorkItem
 from fetcher.worker import build_worker
 
@@ -193,7 +194,7 @@ def ordered_map(
         batches.close()
 
 
-class ThreadExecutor:
+class ThreadExecutor(OnThisMachine):
     """Every item fetched on this process's threads: `options.workers` of them."""
 
     def batches(

@@ -22,6 +22,7 @@ from multiprocessing.pool import ThreadPool
 from queue import Empty
 
 from fetcher.context import RunContext, RunSpec
+from fetcher.executors import OnThisMachine
 from fetcher.options import FetchOptions
 from fetcher.pool import (
     TERMINATE_GRACE_S,
@@ -30,7 +31,7 @@ from fetcher.pool import (
     pooled_batches,
     terminate,
 )
-from fetcher.temps import FinishedTemp, TempOutput, remove_stale_temps
+from fetcher.temps import FinishedTemp, TempOutput
 from fetcher.work import Failed, Fetched, Outcome, Stopped, WorkItem
 from fetcher.worker import Worker, build_worker
 
@@ -133,11 +134,12 @@ def share_of(options: FetchOptions, processes: int) -> FetchOptions:
 
 
 @contextlib.contextmanager
-def _children_skip_main() -> Iterator[None]:
+def children_skip_main() -> Iterator[None]:
     """Children run fetcher's code only, so they need not import the caller's main module:
     `spawn` would, and a script without an `if __name__ == "__main__":` guard would then
-    start fetching all over again in each child. While the pool starts them, the main
-    module looks like an interactive one, which `spawn` leaves alone."""
+    start fetching all over again in each child. While processes are started (a pool's, a
+    local Dask cluster's), the main module looks like an interactive one, which `spawn`
+    leaves alone."""
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")
     try:
@@ -163,7 +165,7 @@ class Spawned:
         self._relay = _LogRelay(spawn.Queue()) if logger.isEnabledFor(logging.INFO) else None
         spec = context.spec(share_of(options, processes))
         log_queue = None if self._relay is None else self._relay.queue
-        with _children_skip_main():
+        with children_skip_main():
             self._pool = spawn.Pool(
                 processes,
                 initializer=_start_child,
@@ -207,13 +209,10 @@ class Spawned:
         if self._relay is not None:
             self._relay.close()
         if self._context.stop.is_set():
-            # Children stopped mid-item leave temps this process never saw.
-            store = self._context.store
-            keep = frozenset() if store is None else store.partial_temps()
-            remove_stale_temps(self._context.root, keep=keep)
+            self._context.remove_stray_temps()
 
 
-class ProcessExecutor:
+class ProcessExecutor(OnThisMachine):
     """`processes` spawned processes of ceil(workers / processes) threads each."""
 
     def __init__(self, processes: int) -> None:
