@@ -30,7 +30,7 @@ from fetcher.context import RunContext, RunSpec
 from fetcher.errors import FetcherError, UsageError
 from fetcher.options import parse_cluster
 from fetcher.pool import WAIT_POLL_S
-from fetcher.processes import adopted, children_skip_main, portable, share_of
+from fetcher.processes import Handover, children_skip_main, portable, share_of
 from fetcher.temps import remove_quietly
 from fetcher.work import Outcome, Stopped, WorkItem
 from fetcher.worker import build_worker
@@ -116,7 +116,8 @@ class ClusterExecutor:
                 log.warning("Dask dashboard: %s", link)
             options = share_of(context.options, len(workers))
             spec = RunSpec(options, context.root, keeps_state=False)
-            blocks = _blocks(items, block_size(chunksize, options.workers))
+            handover = Handover(context)
+            blocks = _blocks(handover.send(items), block_size(chunksize, options.workers))
             numbers = itertools.count()
             limit = BLOCKS_PER_WORKER * len(workers)
 
@@ -136,7 +137,7 @@ class ClusterExecutor:
                     break
                 outcomes = _result(pending.popleft())
                 submit()
-                yield adopted(outcomes, context)
+                yield handover.receive(outcomes)
             # The loop ends with blocks out only when the run was stopped.
             finished = not context.stop.is_set()
         finally:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,53 +38,57 @@ class FailureLog:
     store: StateStore
     manifest: str
 
-    def note(self, source: Source, result: Result) -> None:
-        if result.status is Status.FAILED:
-            self.store.remember_failure(self.manifest, source.index, source_to_json(source))
+    def note(self, source: Source) -> None:
+        self.store.remember_failure(self.manifest, source.index, source_to_json(source))
 
 
-def result_of(outcome: Outcome) -> Result:
-    """The manifest row of an outcome, before the committer names or places anything."""
+def result_of(
+    outcome: Outcome, path: str | None = None, failure: ErrorInfo | None = None
+) -> Result:
+    """The manifest row of an outcome: a fetched one placed at `path`, or failed while it
+    was being committed (`failure`: its size and digest are kept, it has no path)."""
     source = outcome.source
-    base = Result(
-        index=source.index,
-        source=source.shown,
-        path=None,
-        status=Status.FAILED,
-        attempts=outcome.attempts,
-        elapsed_s=outcome.elapsed_s,
-        extra=dict(source.extra),
-    )
+    state: Status
+    size, sha256, error = 0, None, failure
     match outcome:
         case AlreadyDone(completed=done, unchanged=unchanged, http_status=status):
-            return replace(
-                base,
-                path=done.path,
-                status=Status.UNCHANGED if unchanged else Status.SKIPPED,
-                bytes=done.bytes,
-                sha256=done.sha256,
-                http_status=status,
-            )
+            state = Status.UNCHANGED if unchanged else Status.SKIPPED
+            path, size, sha256 = done.path, done.bytes, done.sha256
         case Failed(error=error, http_status=status):
-            return replace(base, error=error, http_status=status)
+            state, path = Status.FAILED, None
         case Fetched(temp=temp, http_status=status):
-            return replace(
-                base, status=Status.OK, bytes=temp.size, sha256=temp.sha256, http_status=status
-            )
+            state = Status.OK if failure is None else Status.FAILED
+            size, sha256 = temp.size, temp.sha256
+            if failure is not None:
+                path = None
         case Stopped():
             raise ValueError("a stopped item has no result")
+    return Result(
+        source.index, source.shown, path, state, size, sha256, status, outcome.attempts,
+        outcome.elapsed_s, error, dict(source.extra) if source.extra else {},
+    )  # fmt: skip
 
 
 @dataclass
 class _Step:
-    """One outcome on its way to a result; `rel` is where its temp file goes."""
+    """One outcome on its way to a result: `rel` is where its temp file goes, `failure`
+    what went wrong while committing it."""
 
     outcome: Outcome
-    result: Result
     rel: str | None = None
+    failure: ErrorInfo | None = None
 
-    def fail(self, error: ErrorInfo) -> None:
-        self.result = replace(self.result, status=Status.FAILED, path=None, error=error)
+    @property
+    def placing(self) -> bool:
+        """A fetched body still on its way to its final name."""
+        return isinstance(self.outcome, Fetched) and self.failure is None
+
+    @property
+    def failed(self) -> bool:
+        return isinstance(self.outcome, Failed) or self.failure is not None
+
+    def result(self) -> Result:
+        return result_of(self.outcome, self.rel, self.failure)
 
 
 class Committer:
@@ -97,7 +101,7 @@ class Committer:
         stream: BinaryIO | None,
         failures: FailureLog | None = None,
     ) -> None:
-        self._root = root
+        self._root = os.fspath(root)
         self._store = store
         self._stream = stream
         self._failures = failures
@@ -105,7 +109,7 @@ class Committer:
 
     def commit(self, outcomes: Sequence[Outcome]) -> list[Result]:
         """Results for a batch of outcomes, in the same order."""
-        steps = [_Step(o, result_of(o)) for o in outcomes]
+        steps = [_Step(o) for o in outcomes]
         if self._store is None:
             for step in steps:
                 self._name(step)
@@ -124,14 +128,14 @@ class Committer:
                     self._note_failures(moved)
             except StoreWriteError:
                 pass  # the rows say it failed; only `retry` will not find them
-        return [step.result for step in steps]
+        return [step.result() for step in steps]
 
     def _unrecorded(self, steps: Sequence[_Step], error: ErrorInfo) -> None:
         """The batch could not be recorded: nothing of it is placed, its temps are freed."""
         for step in steps:
             if isinstance(step.outcome, Fetched):
                 step.outcome.temp.discard()
-                step.fail(error)
+                step.failure = error
             step.rel = None
 
     def _name(self, step: _Step) -> None:
@@ -147,7 +151,7 @@ class Committer:
             rel = self._choose(outcome)
         except ItemError as exc:
             outcome.temp.discard()
-            step.fail(exc.info)
+            step.failure = exc.info
             return
         self._store.record(
             path=rel,
@@ -158,15 +162,14 @@ class Committer:
             validators=outcome.validators,
         )
         if outcome.temp.resumable:
-            self._store.drop_partial(outcome.temp.path.name)
+            self._store.drop_partial(os.path.basename(outcome.temp.path))
         step.rel = rel
-        step.result = replace(step.result, path=rel)
 
     def _deliver(self, step: _Step) -> bool:
         """Rename into place (or stream out); True when that failed and `step` became a
         failure."""
         outcome = step.outcome
-        if not isinstance(outcome, Fetched) or step.result.status is not Status.OK:
+        if not isinstance(outcome, Fetched) or not step.placing:
             return False
         temp = outcome.temp
         try:
@@ -174,17 +177,17 @@ class Committer:
                 self._stream_out(temp)
             else:
                 assert step.rel is not None
-                place(temp, self._root / step.rel)
+                place(temp, os.path.join(self._root, step.rel))
         except ItemError as exc:
             temp.discard()
-            step.fail(exc.info)
+            step.failure = exc.info
             return True
         return False
 
     def _stream_out(self, temp: CompleteTemp) -> None:
         assert self._stream is not None
         try:
-            with temp.path.open("rb") as body:
+            with open(temp.path, "rb") as body:
                 shutil.copyfileobj(body, self._stream, 1024 * 1024)
             self._stream.flush()
         except BrokenPipeError:
@@ -195,7 +198,8 @@ class Committer:
     def _note_failures(self, steps: Sequence[_Step]) -> None:
         if self._failures is not None:
             for step in steps:
-                self._failures.note(step.outcome.source, step.result)
+                if step.failed:
+                    self._failures.note(step.outcome.source)
 
     def _choose(self, outcome: Fetched) -> str:
         """The first free name by input order: not claimed by an earlier item of this run,
@@ -220,7 +224,9 @@ class Committer:
         assert self._store is not None
         if not self._store.claim(rel):
             return False
-        return not os.path.lexists(self._root / rel) or self._store.owner(rel) == target
+        return (
+            not os.path.lexists(os.path.join(self._root, rel)) or self._store.owner(rel) == target
+        )
 
     def _make_dirs(self, parts: tuple[str, ...]) -> tuple[str, ...]:
         """Create the folders of a `mirror` path; a component taken by a file (on disk, or
@@ -244,7 +250,7 @@ class Committer:
         n = 0
         while True:
             rel = "/".join((*parent, with_counter(part, n)))
-            if not self._store.is_claimed(rel) and make_dir(self._root / rel):
+            if not self._store.is_claimed(rel) and make_dir(Path(self._root, rel)):
                 return rel
             n += 1
 

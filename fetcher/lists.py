@@ -12,7 +12,6 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import BinaryIO
 
 from fetcher.errors import UsageError
@@ -50,7 +49,7 @@ def check_lists(lists: Sequence[str]) -> None:
         check_header(name, list_format(name))
 
 
-def list_sources(stream: BinaryIO, fmt: ListFormat, base_dir: Path, start: int) -> Iterator[Source]:
+def list_sources(stream: BinaryIO, fmt: ListFormat, base_dir: str, start: int) -> Iterator[Source]:
     if fmt is ListFormat.LINES:
         return sources_from_lines(bounded_lines(stream), base_dir, start)
     return table_sources(stream, fmt, base_dir, start)
@@ -63,15 +62,15 @@ def read_lists(
     index = 0
     for name in lists:
         if is_url(name):
-            yield parse_source(name, index, Path.cwd())
+            yield parse_source(name, index, os.getcwd())
             index += 1
             continue
         if name == STDIN:
-            for source in list_sources(stdin, stdin_format, Path.cwd(), index):
+            for source in list_sources(stdin, stdin_format, os.getcwd(), index):
                 yield source
                 index = source.index + 1
             continue
-        base = Path(os.path.abspath(name)).parent
+        base = os.path.dirname(os.path.abspath(name))
         with open(name, "rb") as stream:
             for source in list_sources(stream, list_format(name), base, index):
                 yield source

@@ -147,7 +147,7 @@ def _mirror_dirs(source: Source) -> tuple[str, ...]:
         return (_host_dir(source.target), *(sanitize_name(s, "_") for s in segments))
     path = Path(source.target)
     try:
-        rel = path.parent.relative_to(source.base_dir)
+        rel = path.parent.relative_to(Path(source.base_dir))
     except ValueError:
         rel = path.parent.relative_to(path.anchor)
     return tuple(sanitize_name(s, "_") for s in rel.parts)

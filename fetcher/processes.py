@@ -6,6 +6,7 @@ output dir; the parent takes them over (`FinishedTemp`) and names them in input 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import logging.handlers
@@ -20,6 +21,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import replace
 from multiprocessing.pool import ThreadPool
 from queue import Empty
+from typing import cast
 
 from fetcher.context import RunContext, RunSpec
 from fetcher.executors import OnThisMachine
@@ -31,33 +33,50 @@ from fetcher.pool import (
     pooled_batches,
     terminate,
 )
+from fetcher.sources import Source
 from fetcher.temps import FinishedTemp, TempOutput
 from fetcher.work import Failed, Fetched, Outcome, Stopped, WorkItem
 from fetcher.worker import Worker, build_worker
 
 
-def portable(outcomes: Iterable[Outcome]) -> list[Outcome]:
-    """Outcomes that can cross a process boundary: open temp files become plain records."""
-    return [
-        replace(o, temp=o.temp.finished())
-        if isinstance(o, Fetched) and isinstance(o.temp, TempOutput)
-        else o
-        for o in outcomes
-    ]
-
-
-def adopted(outcomes: Iterable[Outcome], context: RunContext) -> list[Outcome]:
-    """Outcomes from another process, their temp files taken over and counted here."""
-    out: list[Outcome] = []
+def portable(outcomes: list[Outcome]) -> list[Outcome]:
+    """Outcomes as they travel back from another process: open temp files become plain
+    records, and the sources stay behind (the sending process has them; they are the
+    largest part of an outcome, and `Handover` puts them back)."""
     for outcome in outcomes:
-        if isinstance(outcome, Fetched) and isinstance(outcome.temp, FinishedTemp):
-            context.stats.add_bytes(outcome.temp.size)
-            out.append(replace(outcome, temp=outcome.temp.adopt(context.live)))
-        else:
-            out.append(outcome)
-        if not isinstance(outcome, Stopped):
-            context.stats.item_done(failed=isinstance(outcome, Failed))
-    return out
+        if isinstance(outcome, Fetched) and isinstance(outcome.temp, TempOutput):
+            outcome.temp = outcome.temp.finished()
+        outcome.source = _LEFT_BEHIND
+    return outcomes
+
+
+_LEFT_BEHIND = cast(Source, None)
+
+
+class Handover:
+    """Items going to other processes (or machines) and their outcomes coming back in the
+    same order: each outcome gets its item's source back, its temp file becomes this
+    process's, and the run's counters count it here."""
+
+    def __init__(self, context: RunContext) -> None:
+        self._context = context
+        self._sources: collections.deque[Source] = collections.deque()
+
+    def send(self, items: Iterable[WorkItem]) -> Iterator[WorkItem]:
+        for item in items:
+            self._sources.append(item.source)
+            yield item
+
+    def receive(self, outcomes: list[Outcome]) -> list[Outcome]:
+        stats = self._context.stats
+        for outcome in outcomes:
+            outcome.source = self._sources.popleft()
+            if isinstance(outcome, Fetched) and isinstance(outcome.temp, FinishedTemp):
+                stats.add_bytes(outcome.temp.size)
+                outcome.temp.adopt(self._context.live)
+            if not isinstance(outcome, Stopped):
+                stats.item_done(failed=isinstance(outcome, Failed))
+        return outcomes
 
 
 class _Child:
@@ -187,10 +206,11 @@ class Spawned:
         child's threads stay busy."""
         context = self._context
         task = chunksize * self._threads
+        handover = Handover(context)
         batches = pooled_batches(
             self._pool,
             _run_chunk,
-            items,
+            handover.send(items),
             chunksize=task,
             window=WINDOW_PER_WORKER * max(context.options.workers, task),
             stop=context.stop,
@@ -198,7 +218,7 @@ class Spawned:
         )
         try:
             for batch in batches:
-                yield adopted(batch, context)
+                yield handover.receive(batch)
         finally:
             batches.close()
             self.close()

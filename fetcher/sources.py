@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
@@ -26,6 +25,11 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _WHITE_SPACE = re.compile(r"\s")
+_PLAIN_HTTP = re.compile(r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(?::(\d{1,5}))?(?:[/?#]\S*)?$")
+"""An http(s) URL with a plain host name or IPv4 address: nothing to check further."""
+_MAX_PORT = 65535
+_ORIGIN = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)")
+"""`scheme://` and the authority (`user:password@host:port`) of a URL."""
 _BOM = b"\xef\xbb\xbf"
 _SKIP_CHUNK = 64 * 1024
 
@@ -45,8 +49,9 @@ class Source:
     kind: SourceKind
     target: str
     """The URL for HTTP, an absolute path for local files, '' when invalid."""
-    base_dir: Path
-    """Folder of the list the item came from (local paths and `mirror` naming use it)."""
+    base_dir: str
+    """Folder of the list the item came from (local paths and `mirror` naming use it); a
+    string, which crosses to worker processes cheaper than a Path."""
     error: ErrorInfo | None = None
     name: str | None = None
     """Output path asked for by the list (a `path` column), relative to the output dir."""
@@ -64,15 +69,16 @@ class Source:
 def mask_credentials(text: str) -> str:
     """`scheme://user:secret@host/...` as `scheme://user:***@host/...`, as wget shows it;
     anything else unchanged."""
-    match = _SCHEME.match(text)
+    if "@" not in text:
+        return text
+    match = _ORIGIN.match(text)
     if match is None:
         return text
-    netloc_end = _netloc_end(text)
-    userinfo, at, host = text[match.end() : netloc_end].rpartition("@")
+    userinfo, at, host = match.group(2).rpartition("@")
     if not at or ":" not in userinfo:
         return text
     user = userinfo.split(":", 1)[0]
-    return f"{match.group(0)}{user}:***@{host}{text[netloc_end:]}"
+    return f"{match.group(1)}{user}:***@{host}{text[match.end() :]}"
 
 
 class _Invalid(Exception):
@@ -81,8 +87,9 @@ class _Invalid(Exception):
         self.kind = kind
 
 
-def parse_source(text: str, index: int, base_dir: Path) -> Source:
+def parse_source(text: str, index: int, base_dir: str | os.PathLike[str]) -> Source:
     """Classify one (already stripped) line; never raises."""
+    base_dir = os.fspath(base_dir)
     try:
         kind, target = _classify(text, base_dir)
     except _Invalid as exc:
@@ -91,7 +98,7 @@ def parse_source(text: str, index: int, base_dir: Path) -> Source:
     return Source(index, text, kind, target, base_dir)
 
 
-def _classify(text: str, base_dir: Path) -> tuple[SourceKind, str]:
+def _classify(text: str, base_dir: str) -> tuple[SourceKind, str]:
     if not text:
         raise _Invalid(ErrorType.INVALID_SOURCE, "empty source")
     if len(text.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
@@ -102,7 +109,7 @@ def _classify(text: str, base_dir: Path) -> tuple[SourceKind, str]:
         raise _Invalid(ErrorType.INVALID_SOURCE, "source is not valid Unicode (lone surrogate)")
     scheme_match = _SCHEME.match(text)
     if scheme_match is None:
-        return SourceKind.FILE, os.path.abspath(base_dir / text)
+        return SourceKind.FILE, os.path.abspath(os.path.join(base_dir, text))
     scheme = scheme_match.group(1).lower()
     if scheme in ("http", "https"):
         return SourceKind.HTTP, _http_target(text)
@@ -117,8 +124,14 @@ def _http_target(text: str) -> str:
     """The URL to request: spaces in its path or query percent-encoded, as browsers and
     wget do (the manifest keeps the source as written); other white space, or any in the
     host, is an error."""
-    origin_end = _netloc_end(text)
-    url = text[:origin_end] + text[origin_end:].replace(" ", "%20")
+    url = text
+    if " " in text:
+        origin = _ORIGIN.match(text)
+        end = origin.end() if origin else len(text)
+        url = text[:end] + text[end:].replace(" ", "%20")
+    plain = _PLAIN_HTTP.match(url)
+    if plain is not None and int(plain.group(1) or 0) <= _MAX_PORT:
+        return url  # the common case, without taking the URL apart
     if _WHITE_SPACE.search(url):
         raise _Invalid(ErrorType.INVALID_SOURCE, "URL contains white space")
     try:
@@ -129,13 +142,6 @@ def _http_target(text: str) -> str:
     if not parts.hostname:
         raise _Invalid(ErrorType.INVALID_SOURCE, "URL has no host")
     return url
-
-
-def _netloc_end(url: str) -> int:
-    """Where `scheme://netloc` ends in a URL."""
-    start = url.index("://") + 3
-    ends = [i for i in (url.find(c, start) for c in "/?#") if i >= 0]
-    return min(ends, default=len(url))
 
 
 def _file_path(text: str) -> str:
@@ -176,9 +182,10 @@ def bounded_lines(stream: BinaryIO) -> Iterator[bytes | None]:
 
 
 def sources_from_lines(
-    lines: Iterable[bytes | None], base_dir: Path, start: int = 0
+    lines: Iterable[bytes | None], base_dir: str | os.PathLike[str], start: int = 0
 ) -> Iterator[Source]:
     """Number and classify lines; blank and `#` lines are not items."""
+    base_dir = os.fspath(base_dir)
     index = start
     for raw in lines:
         if raw is None:
@@ -221,7 +228,7 @@ def source_to_json(source: Source) -> str:
             "text": source.text,
             "kind": source.kind.value,
             "target": source.target,
-            "base_dir": str(source.base_dir),
+            "base_dir": source.base_dir,
             "error": error,
             "name": source.name,
             "checksums": source.checksums,
@@ -237,7 +244,7 @@ def source_from_json(text: str) -> Source:
     )
     return Source(
         data["index"], data["text"], SourceKind(data["kind"]), data["target"],
-        Path(data["base_dir"]), error, name=data["name"],
+        data["base_dir"], error, name=data["name"],
         checksums=tuple((a, d) for a, d in data["checksums"]),
         extra=tuple((k, v) for k, v in data["extra"]),
     )  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,9 +74,10 @@ class _Row:
 
 
 def table_sources(
-    stream: BinaryIO, fmt: ListFormat, base_dir: Path, start: int
+    stream: BinaryIO, fmt: ListFormat, base_dir: str | os.PathLike[str], start: int
 ) -> Iterator[Source]:
     """Numbered sources from a CSV/TSV/JSONL stream, one row in memory at a time."""
+    base_dir = os.fspath(base_dir)
     rows = _json_rows(stream) if fmt is ListFormat.JSONL else _csv_rows(stream, fmt)
     for index, row in enumerate(rows, start):
         yield _row_source(row, index, base_dir)
@@ -143,7 +145,7 @@ class _BadRow(Exception):
     """What is wrong with a row: its item fails with this message."""
 
 
-def _row_source(row: _Row, index: int, base_dir: Path) -> Source:
+def _row_source(row: _Row, index: int, base_dir: str) -> Source:
     try:
         if row.fields is None:
             raise _BadRow(row.error or "not a row")

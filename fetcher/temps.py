@@ -11,7 +11,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -62,7 +62,7 @@ class CompleteTemp(Protocol):
     """What the committer needs of a complete temp file, whoever wrote it."""
 
     @property
-    def path(self) -> Path: ...
+    def path(self) -> str | Path: ...
 
     @property
     def size(self) -> int: ...
@@ -81,23 +81,22 @@ class CompleteTemp(Protocol):
     def placed(self) -> None: ...
 
 
-@dataclass(frozen=True)
+@dataclass
 class FinishedTemp:
     """A complete temp file whose writer has closed it, as it crosses from another process
     (`--processes`, a cluster worker): plain data until `adopt` makes it this process's."""
 
-    path: Path
+    path: str
     size: int
     sha256: str
     resumable: bool
     stamp: FileStamp
     live: LiveTemps | None = None
 
-    def adopt(self, live: LiveTemps) -> FinishedTemp:
+    def adopt(self, live: LiveTemps) -> None:
         """Owned here from now on: removed with the run's other temps if it stops."""
-        adopted = replace(self, live=live)
-        live.add(adopted)
-        return adopted
+        self.live = live
+        live.add(self)
 
     def discard(self) -> None:
         remove_quietly(self.path)
@@ -113,16 +112,16 @@ class LiveTemps:
     marked resumable, which the next run continues)."""
 
     def __init__(self) -> None:
-        self._outputs: dict[Path, CompleteTemp | TempOutput] = {}
+        self._outputs: dict[str, CompleteTemp | TempOutput] = {}
         self._lock = threading.Lock()
 
     def add(self, output: CompleteTemp | TempOutput) -> None:
         with self._lock:
-            self._outputs[output.path] = output
+            self._outputs[os.fspath(output.path)] = output
 
-    def discard(self, path: Path) -> None:
+    def discard(self, path: str | Path) -> None:
         with self._lock:
-            self._outputs.pop(path, None)
+            self._outputs.pop(os.fspath(path), None)
 
     def remove_all(self) -> None:
         with self._lock:
@@ -242,7 +241,7 @@ class TempOutput:
 
     def finished(self) -> FinishedTemp:
         """The closed file as plain data, to hand to another process."""
-        return FinishedTemp(self.path, self.size, self.sha256, self.resumable, self.stamp)
+        return FinishedTemp(str(self.path), self.size, self.sha256, self.resumable, self.stamp)
 
 
 def _create(path: Path) -> int:
@@ -259,9 +258,9 @@ def _create(path: Path) -> int:
         raise os_item_error(exc, f"cannot create {path}") from exc
 
 
-def remove_quietly(path: Path) -> None:
+def remove_quietly(path: str | Path) -> None:
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+        os.unlink(path)
 
 
 def remove_stale_temps(root: Path, keep: frozenset[str]) -> None:
@@ -273,7 +272,7 @@ def remove_stale_temps(root: Path, keep: frozenset[str]) -> None:
                 remove_quietly(root / name)
 
 
-def place(temp: CompleteTemp, final: Path) -> None:
+def place(temp: CompleteTemp, final: str | Path) -> None:
     """Atomic rename into place; a symlink at `final` is replaced, never written through."""
     try:
         os.replace(temp.path, final)

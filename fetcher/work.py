@@ -1,5 +1,6 @@
 """What a worker is given (`WorkItem`) and what it hands back: one small type per outcome,
-matched on by the ordered committer."""
+matched on by the ordered committer. Outcomes are plain (unfrozen, slotted) records: the
+worker fills in their attempts and time as it ends them, and cheaply."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class WorkItem:
     """The validator of a partial download an earlier run left for it, to continue."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Fetched:
     """A complete, verified body in a temp file, waiting for its final name."""
 
@@ -40,7 +41,7 @@ class Fetched:
     elapsed_s: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AlreadyDone:
     """Its output from an earlier run stands: skipped, or `unchanged` by a conditional GET
     (or by a local file's size and mtime) under --update."""
@@ -53,7 +54,7 @@ class AlreadyDone:
     elapsed_s: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Failed:
     source: Source
     error: ErrorInfo
@@ -63,7 +64,7 @@ class Failed:
     elapsed_s: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Stopped:
     """The run stopped before the item finished: it is not reported, and the manifest ends
     before it."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from fetcher.bandwidth import Bandwidth
@@ -42,7 +41,7 @@ class Worker:
     def __call__(self, item: WorkItem) -> Outcome:
         started = time.monotonic()
         outcome = self._fetch(item)
-        outcome = replace(outcome, elapsed_s=time.monotonic() - started)
+        outcome.elapsed_s = time.monotonic() - started
         if not isinstance(outcome, Stopped):
             self._context.stats.item_done(failed=isinstance(outcome, Failed))
         return outcome
@@ -79,7 +78,8 @@ class Worker:
                 if ended is not None:
                     return ended
             else:
-                return replace(outcome, attempts=attempts)
+                outcome.attempts = attempts
+                return outcome
 
     def _after_failure(
         self, source: Source, transfer: Transfer, error: ItemError, attempts: int

@@ -331,11 +331,26 @@ def test_a_stale_rewrite_temp_of_the_same_process_is_replaced(tmp_path: Path) ->
     first.abandon()
 
 
-def test_a_commit_that_fails_leaves_no_temp(tmp_path: Path) -> None:
+def test_a_commit_that_fails_leaves_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     manifest = write(tmp_path / "m.jsonl", [failed_row(0)])
+    before = manifest.read_bytes()
     rewrite = ManifestRewrite(manifest)
     rewrite.write_all([ok_row(0)])
-    manifest.unlink()  # its mode cannot be read any more
+
+    def full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("fetcher.manifest.os.replace", full)
     with pytest.raises(OSError):
         rewrite.commit()
-    assert _entries(tmp_path) == []
+    assert _entries(tmp_path) == ["m.jsonl"]
+    assert manifest.read_bytes() == before
+
+
+def test_a_rewrite_may_make_a_new_manifest(tmp_path: Path) -> None:
+    rewrite = ManifestRewrite(tmp_path / "new.jsonl")
+    rewrite.write_all([ok_row(0)])
+    rewrite.commit()
+    assert _entries(tmp_path) == ["new.jsonl"]

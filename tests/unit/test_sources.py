@@ -44,7 +44,7 @@ def test_parse_source_http_urls_are_http_items(url: str) -> None:
     assert source.kind is SourceKind.HTTP
     assert source.error is None
     assert source.target == url
-    assert (source.index, source.text, source.base_dir) == (4, url, BASE)
+    assert (source.index, source.text, source.base_dir) == (4, url, str(BASE))
 
 
 @pytest.mark.parametrize(
@@ -346,7 +346,7 @@ def test_read_lists_relative_paths_use_each_lists_own_folder(
         str(tmp_path / "a" / "same.txt"),
         str(tmp_path / "b" / "same.txt"),
     ]
-    assert [s.base_dir for s in items] == [tmp_path / "a", tmp_path / "b"]
+    assert [s.base_dir for s in items] == [str(tmp_path / "a"), str(tmp_path / "b")]
 
 
 def test_read_lists_bom_is_stripped_in_every_list(tmp_path: Path) -> None:
