@@ -4,10 +4,11 @@ one default to be best everywhere; a minute of measuring on the real thing beats
 
 What makes the numbers honest: every setting runs several times, interleaved with the
 others (so a noisy moment does not pick the winner), and the table gives the median and
-the spread; a trial's rate is its steady state (from its 10th to its 90th percentile result:
-neither the start-up nor the last stragglers); trials write where the real run will (a
-throwaway folder in the output dir's parent file system). When the best thread setting
-keeps the interpreter busy, the same setting is tried again on several processes."""
+the spread; a trial's rate is its steady state (from when a tenth of the items were done
+to when nine tenths were, as the workers finish them: neither start-up nor stragglers);
+trials write where the real run will (a throwaway folder on the output dir's disk). When
+the best thread setting keeps the interpreter busy, the same setting is tried again on
+several processes."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import itertools
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ from fetcher.job import Job
 from fetcher.options import FetchOptions
 from fetcher.results import Status
 from fetcher.sources import Source
+from fetcher.stats import Stats
+from fetcher.temps import STATE_DIR
 
 WORKERS_GRID = (8, 16, 32, 64)
 CHUNKSIZE_GRID: tuple[int | None, ...] = (1, None)
@@ -39,7 +43,8 @@ MIN_RUNNING_S = 0.1
 """Shorter trials are too short to tell what limited them."""
 MAX_PROCESSES = 4
 STEADY = (0.1, 0.9)
-"""The share of results between which a trial's rate is measured."""
+"""The share of items between which a trial's rate is measured."""
+SAMPLE_EVERY_S = 0.01
 MIN_STEADY_ITEMS = 20
 """Fewer results than this: the rate counts from the first result instead."""
 
@@ -61,7 +66,7 @@ class Trial:
     start_s: float = 0.0
     """Time to the first result: start-up (pools, processes) and the first fetch."""
     steady_rate: float | None = None
-    """Results per second between the 10th and the 90th percentile result."""
+    """Items per second from when a tenth of them were done to when nine tenths were."""
 
     @property
     def running_s(self) -> float:
@@ -211,22 +216,25 @@ def _trial(
     parent = Path(options.output_dir).absolute()
     parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=".fetcher-tune-", dir=parent))
-    options = dataclasses.replace(options, output_dir=folder)
+    # As the real run does: a manifest, the state store, the files, all on that disk.
+    manifest = folder / STATE_DIR / "manifest.jsonl"
+    options = dataclasses.replace(options, output_dir=folder, manifest=manifest)
+    stats = Stats()
+    clock = _Progress(stats)
     try:
         started = time.perf_counter()
         first, cpu_at_first = None, 0.0
-        results, done_at = [], []
-        with Job(options, check_interrupt=check_interrupt) as job:
+        results = []
+        with Job(options, stats=stats, check_interrupt=check_interrupt) as job:
             batches = job.run(iter(sample))
             for batch in batches:
-                now = time.perf_counter()
                 if first is None:
-                    first, cpu_at_first = now - started, time.process_time()
+                    first, cpu_at_first = time.perf_counter() - started, time.process_time()
                 results.extend(batch)
-                done_at.extend([now - started] * len(batch))
         seconds = time.perf_counter() - started
         cpu_s = time.process_time() - cpu_at_first if first is not None else 0.0
     finally:
+        clock.stop()
         shutil.rmtree(folder, ignore_errors=True)
     return Trial(
         options.workers,
@@ -239,17 +247,46 @@ def _trial(
         options.processes or 1,
         cpu_s,
         seconds if first is None else first,
-        _steady_rate(done_at),
+        clock.steady_rate(len(sample)),
     )
 
 
-def _steady_rate(done_at: Sequence[float]) -> float | None:
-    """Results per second between the 10th and the 90th percentile result."""
-    if len(done_at) < MIN_STEADY_ITEMS:
+class _Progress:
+    """Items done (in any order, as the workers finish them) sampled every few
+    milliseconds: a smooth curve, where results delivered in input order come in bursts."""
+
+    def __init__(self, stats: Stats) -> None:
+        self._stats = stats
+        self._samples: list[tuple[float, int]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fetcher-tune-clock", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(SAMPLE_EVERY_S):
+            self._samples.append((time.perf_counter(), self._stats.done))
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+        self._samples.append((time.perf_counter(), self._stats.done))
+
+    def steady_rate(self, items: int) -> float | None:
+        """Items per second from when a tenth of them were done to when nine tenths were."""
+        return steady_rate(self._samples, items)
+
+
+def steady_rate(samples: Sequence[tuple[float, int]], items: int) -> float | None:
+    """From (time, items done) samples: the rate between the first sample with a tenth
+    of the items done and the first with nine tenths."""
+    if items < MIN_STEADY_ITEMS:
         return None
-    low, high = (int(share * (len(done_at) - 1)) for share in STEADY)
-    span = done_at[high] - done_at[low]
-    return (high - low) / span if span > 0 else None
+    low, high = (share * items for share in STEADY)
+    start = next(((t, done) for t, done in samples if done >= low), None)
+    end = next(((t, done) for t, done in samples if done >= high), None)
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    return (end[1] - start[1]) / (end[0] - start[0])
 
 
 def settings(trials: Sequence[Trial]) -> list[Setting]:

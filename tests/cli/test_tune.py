@@ -232,9 +232,11 @@ def test_repeats_run_round_robin_and_report_median_and_spread(
 
 
 def test_the_steady_rate_leaves_out_start_up_and_stragglers() -> None:
-    done_at = [1.0] + [1.0 + 0.01 * i for i in range(1, 99)] + [9.0]  # slow start, a straggler
-    assert tune_module._steady_rate(done_at) == pytest.approx(100.0, rel=0.05)
-    assert tune_module._steady_rate([0.1] * 5) is None
+    # 2 s of start-up, then 100 items/s, then one straggler for 7 s.
+    samples = [(0.0, 0), (2.0, 0)] + [(2.0 + 0.01 * i, i) for i in range(1, 100)] + [(9.0, 100)]
+    assert tune_module.steady_rate(samples, 100) == pytest.approx(100.0, rel=0.05)
+    assert tune_module.steady_rate(samples[:5], 100) is None  # never got to 90 %
+    assert tune_module.steady_rate(samples, 5) is None  # too few items to tell
 
 
 def test_the_processes_trial_runs_the_winning_setting(
