@@ -27,8 +27,8 @@ from requests.utils import requote_uri
 
 from fetcher.watch import WatchedHTTPPool, WatchedHTTPSPool
 
-HOSTS_PER_THREAD = 32
-"""Hosts whose keep-alive connections a thread keeps open at once."""
+HOSTS_KEPT = 64
+"""Hosts whose keep-alive connections the run keeps open at once."""
 _REQUESTS_ADAPTERS = HTTPAdapter.__module__
 REDIRECT_STATUSES = frozenset(requests.models.REDIRECT_STATI)
 _PLAIN_URL = re.compile(r"^[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$")
@@ -94,6 +94,19 @@ class DirectAnswer:
         self.close()
 
 
+def shared_adapter(per_host: int) -> HTTPAdapter:
+    """The connection pools of a run, one per host, shared by all its threads' sessions
+    (urllib3's pools are thread-safe; requests' Session, with its cookies and settings, is
+    what is not): a connection is reused by whichever thread asks that host next, so a
+    run opens about `per_host` connections per host, not one per thread."""
+    adapter = HTTPAdapter(pool_connections=HOSTS_KEPT, pool_maxsize=per_host, max_retries=0)
+    adapter.poolmanager.pool_classes_by_scheme = {
+        "http": WatchedHTTPPool,
+        "https": WatchedHTTPSPool,
+    }
+    return adapter
+
+
 class Session(requests.Session):
     """A Session that drops the caller's -H headers once a redirect leaves the original host
     (requests itself only drops `Authorization`) and keeps them, Cookie included, while it
@@ -109,15 +122,12 @@ class Session(requests.Session):
         verify: bool | str,
         max_redirects: int,
         cookies: RequestsCookieJar,
+        adapter: HTTPAdapter,
     ) -> None:
         super().__init__()
         self._defaults = CaseInsensitiveDict(defaults)
         self._private = private
-        self.adapter = HTTPAdapter(pool_connections=HOSTS_PER_THREAD, pool_maxsize=1, max_retries=0)
-        self.adapter.poolmanager.pool_classes_by_scheme = {
-            "http": WatchedHTTPPool,
-            "https": WatchedHTTPSPool,
-        }
+        self.adapter = adapter
         self.mount("http://", self.adapter)
         self.mount("https://", self.adapter)
         self.max_redirects = max_redirects

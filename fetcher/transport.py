@@ -28,7 +28,7 @@ from fetcher.decoding import accepted_encodings
 from fetcher.errors import ItemError
 from fetcher.options import FetchOptions
 from fetcher.results import ErrorType
-from fetcher.session import Answer, Session
+from fetcher.session import Answer, Session, shared_adapter
 from fetcher.temps import os_item_error
 from fetcher.version import __version__
 
@@ -83,6 +83,7 @@ class Transport:
         self._headers = headers
         self._private = {name.lower(): value for name, value in options.headers}
         self._route = functools.lru_cache(maxsize=ORIGINS_CACHED)(self._route_to)
+        self._adapter = shared_adapter(options.per_host)
         if options.verify is False:
             # The run warns once (see `fetcher.job`); not once per request.
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -97,6 +98,7 @@ class Transport:
                 verify=self._verify,
                 max_redirects=self._options.max_redirects,
                 cookies=self._cookies,
+                adapter=self._adapter,
             )
             self._local.session = session
             with self._lock:
@@ -153,6 +155,7 @@ class Transport:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
+        self._adapter.close()
 
 
 def _environment_verify(verify: bool | str) -> bool | str:
