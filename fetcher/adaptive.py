@@ -29,9 +29,9 @@ T = TypeVar("T")
 CPU_BOUND = 0.75
 """Share of one core the process used over a window, above which the interpreter lock is
 the limit (a GIL-bound process cannot use much more than one core)."""
-WARM_UP_S = 0.5
+WARM_UP_S = 0.25
 """Not measured: start-up, the first connections."""
-WINDOW_S = 1.0
+WINDOW_S = 0.5
 MIN_WINDOW_ITEMS = 50
 PAYS_OFF_S = 2.0
 """The processes are started only if at least this much work (at the threads' rate) is

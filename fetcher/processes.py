@@ -23,6 +23,7 @@ from multiprocessing.pool import ThreadPool
 from queue import Empty
 from typing import cast
 
+from fetcher import headers
 from fetcher.context import RunContext, RunSpec
 from fetcher.executors import OnThisMachine
 from fetcher.options import FetchOptions
@@ -130,6 +131,7 @@ def _start_child(
     # never releases: the resource tracker then warns of leaks. Under 'fork' they are
     # unnamed; this process starts no processes of its own either way.
     multiprocessing.set_start_method("fork", force=True)
+    headers.install()  # a process of fetcher's own
     _Child.worker = build_worker(spec.open())
     _Child.pool = ThreadPool(threads)
 

@@ -12,6 +12,7 @@ from typing import NoReturn, Protocol
 
 import typer
 
+from fetcher import headers
 from fetcher.cli import logs
 from fetcher.cli.env import Environment
 from fetcher.cli.exit import ExitStatus
@@ -34,6 +35,7 @@ def execute(build: Callable[[Environment], Command], *, verbosity: int) -> NoRet
     the outcome or the interruption to the exit status."""
     env = Environment.from_sys()
     logs.install(env.stderr, verbosity)
+    headers.install()  # this process is fetcher's own
     try:
         command = build(env)
         with Interrupts().installed() as interrupts:
