@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from fetcher.errors import UsageError
 
@@ -20,6 +20,7 @@ DEFAULT_WORKERS = 16
 files while staying polite to a single server; the GIL caps useful threads on 2 cores anyway."""
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_Choice = TypeVar("_Choice", bound=Enum)
 
 
 class Layout(str, Enum):
@@ -253,28 +254,33 @@ def parse_statuses(text: str) -> frozenset[int]:
 
 def parse_layout(text: str) -> Layout:
     """'flat', 'mirror' or 'indexed', as given to --layout."""
+    return parse_choice(Layout, "--layout", text)
+
+
+def parse_choice(kind: type[_Choice], option: str, text: str) -> _Choice:
+    """One of an enumeration's values, as given to `option`, whatever its case."""
     try:
-        return Layout(text.strip().lower())
+        return kind(text.strip().lower())
     except ValueError:
-        choices = ", ".join(layout.value for layout in Layout)
-        raise UsageError(f"--layout takes one of {choices}, not {text!r}") from None
+        choices = ", ".join(choice.value for choice in kind)
+        raise UsageError(f"{option} takes one of {choices}, not {text!r}") from None
 
 
 def parse_processes(text: str) -> int | None:
     """'auto' (None: decided during the run) or a number, as given to --processes."""
-    if text == "auto":
-        return None
-    if not text.isdigit():
-        raise UsageError(f"--processes must be 'auto' or a number, not {text!r}")
-    return int(text)
+    return _auto_or_number("--processes", text)
 
 
 def parse_chunksize(text: str) -> int | None:
     """'auto' (None: the program decides) or a number, as given to --chunksize."""
+    return _auto_or_number("--chunksize", text)
+
+
+def _auto_or_number(option: str, text: str) -> int | None:
     if text == "auto":
         return None
     if not text.isdigit():
-        raise UsageError(f"--chunksize must be 'auto' or a number, not {text!r}")
+        raise UsageError(f"{option} must be 'auto' or a number, not {text!r}")
     return int(text)
 
 

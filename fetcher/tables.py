@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from fetcher.errors import UsageError
+from fetcher.options import parse_choice
 from fetcher.results import ErrorInfo, ErrorType
 from fetcher.sources import MAX_LINE_BYTES, Source, SourceKind, bounded_lines, parse_source
 
@@ -39,11 +40,7 @@ _SUFFIXES = {".csv": ListFormat.CSV, ".tsv": ListFormat.TSV, ".tab": ListFormat.
 
 def parse_input_format(text: str) -> ListFormat:
     """'lines', 'csv', 'tsv' or 'jsonl', as given to --input-format."""
-    try:
-        return ListFormat(text.strip().lower())
-    except ValueError:
-        choices = ", ".join(fmt.value for fmt in ListFormat)
-        raise UsageError(f"--input-format takes one of {choices}, not {text!r}") from None
+    return parse_choice(ListFormat, "--input-format", text)
 
 
 def list_format(name: str) -> ListFormat:
