@@ -1,6 +1,7 @@
 """The typer application: one function per command, each turning its options into a typed
-command object and handing it to `runner.execute`. The library is imported only once a
-command runs, so `fetcher --help` stays fast."""
+command object and handing it to `runner.execute`. The library (and the runner, with its
+logging and progress bar) is imported only once a command runs, so `fetcher --help` stays
+fast."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ import typer
 
 from fetcher.cli import args
 from fetcher.cli.help import PlainCommand
-from fetcher.cli.runner import execute
 from fetcher.options import Layout
-from fetcher.tables import ListFormat
 from fetcher.version import __version__
 
 app = typer.Typer(
@@ -91,11 +90,13 @@ def fetch(
         typer.Option("--checksum", metavar="ALGO:HEX", help="Expected digest of a one-item list."),
     ] = None,
     input_format: Annotated[
-        ListFormat,
+        str,
         typer.Option(
-            "--input-format", help="Format of a list read from stdin.", case_sensitive=False
+            "--input-format",
+            metavar="lines|csv|tsv|jsonl",
+            help="Format of a list read from stdin.",
         ),
-    ] = ListFormat.LINES,
+    ] = "lines",
     shard: Annotated[
         str | None,
         typer.Option(
@@ -119,6 +120,7 @@ def fetch(
     """Fetch every item of the lists (and every URL given) into OUTPUT_DIR, one manifest
     row per item in input order."""
     from fetcher.cli.fetch import FetchCommand
+    from fetcher.cli.runner import execute
 
     shared = args.SharedArgs(
         workers=workers, processes=processes, chunksize=chunksize, retries=retries,
@@ -190,6 +192,7 @@ def retry(
     checksums, headers, politeness; an option given here replaces the recorded one), and
     rewrite it: every row, in input order, each new or as it was."""
     from fetcher.cli.retry import RetryCommand
+    from fetcher.cli.runner import execute
 
     shared = args.SharedArgs(
         workers=workers, processes=processes, chunksize=chunksize, retries=retries,
@@ -240,6 +243,7 @@ def tune(
     """Fetch a sample of the lists under several -j/--chunksize settings, each a few times
     (into a temporary folder on the output dir's disk, deleted after each trial), and
     recommend the fastest; when the CPU is the limit, try --processes too."""
+    from fetcher.cli.runner import execute
     from fetcher.cli.tune import TuneCommand
 
     shared = args.SharedArgs(
@@ -275,6 +279,7 @@ def merge(
     """Join the manifests of shards (--shard K/N) into one, in input order; exit 1 when
     indices are missing or duplicated (the merged manifest is written either way)."""
     from fetcher.cli.merge import MergeCommand
+    from fetcher.cli.runner import execute
 
     execute(
         lambda env: MergeCommand.build(env, tuple(manifests), output),

@@ -12,7 +12,6 @@ from typing import NoReturn, Protocol
 
 import typer
 
-from fetcher import headers
 from fetcher.cli import logs
 from fetcher.cli.env import Environment
 from fetcher.cli.exit import ExitStatus
@@ -35,6 +34,8 @@ def execute(build: Callable[[Environment], Command], *, verbosity: int) -> NoRet
     the outcome or the interruption to the exit status."""
     env = Environment.from_sys()
     logs.install(env.stderr, verbosity)
+    from fetcher import headers  # here, not at import: `--help` stays quick
+
     headers.install()  # this process is fetcher's own
     try:
         command = build(env)
