@@ -203,10 +203,13 @@ def relay(delay_s: float) -> None:
         readable, _, _ = select.select([client, server, control], [], [], timeout)
         if control in readable and not os.read(control, 1):
             return
-        if client in readable:
-            send(server, os.read(client, READ_SIZE))
-        if server in readable:
-            held.append((time.monotonic() + delay_s, os.read(server, READ_SIZE)))
+        try:
+            if client in readable:
+                send(server, os.read(client, READ_SIZE))
+            if server in readable:
+                held.append((time.monotonic() + delay_s, os.read(server, READ_SIZE)))
+        except OSError:  # a device went away: the namespace is being torn down
+            return
         now = time.monotonic()
         while held and held[0][0] <= now:
             send(client, held.popleft()[1])

@@ -14,8 +14,17 @@ $status` (its start is `$msec - $request_time`), for measuring when a client's f
 request arrived (skip the HEAD that start() sends); it is off by default because it costs
 the server time.
 
-CLI: ``python benchmarks/nginx.py ROOT [--port N] [--duration S]`` serves ROOT until
-Ctrl-C or until the duration is over.
+`extra_hosts=("127.0.0.2", ...)` listens on more loopback addresses (same port), so one
+server stands for many hosts. `delay_ms=D` answers every request D ms late: the echo module
+(Debian's libnginx-mod-http-echo) sleeps on a timer, without holding the worker, then
+redirects internally to the static file, which is served as usual (Content-Length,
+sendfile). On keep-alive connections that is one round trip of D ms per request, whatever
+the number of connections, which a userspace packet relay cannot promise. `connections()`
+reads the server's count of accepted connections (stub_status), to see how many
+connections a client opened.
+
+CLI: ``python benchmarks/nginx.py ROOT [--port N] [--duration S] [--delay-ms D]`` serves
+ROOT until Ctrl-C or until the duration is over.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -40,6 +50,9 @@ STOP_TIMEOUT_S = 10.0
 PORT_ATTEMPTS = 5
 # Temp-path directives, emitted only for modules the binary has (unknown ones abort).
 TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+ECHO_MODULE = "ngx_http_echo_module.so"
+DEFAULT_MODULES = "/usr/lib/nginx/modules"
+STATUS_PATH = "/.nginx-status"  # stub_status, never delayed; not a corpus path
 
 
 class NginxError(RuntimeError):
@@ -71,6 +84,15 @@ def _build_info(binary: str) -> tuple[tuple[int, ...], str]:
     return version, out
 
 
+def echo_module(configure_line: str) -> Path:
+    """Path of the echo module for this nginx (from its `--modules-path`), or NginxError."""
+    match = re.search(r"--modules-path=(\S+)", configure_line)
+    path = Path(match.group(1) if match else DEFAULT_MODULES) / ECHO_MODULE
+    if not path.is_file():
+        raise NginxError(f"{path} missing: install libnginx-mod-http-echo (benchmarks/setup.sh)")
+    return path
+
+
 def render_config(
     root: Path,
     port: int,
@@ -79,9 +101,12 @@ def render_config(
     *,
     host: str = HOST,
     access_log: Path | None = None,
+    extra_hosts: Sequence[str] = (),
+    delay_ms: float = 0.0,
 ) -> str:
-    """The nginx.conf text: one worker, one listen address, every writable path in run_dir
-    (paths quoted, so a space in a temp dir cannot break the config)."""
+    """The nginx.conf text: one worker, the listen addresses, every writable path in run_dir
+    (paths quoted, so a space in a temp dir cannot break the config); with `delay_ms`, every
+    request but the status page waits that long before the file is served."""
     temp_paths = "".join(
         f'    {name}_temp_path "{run_dir / name}";\n'
         for name in TEMP_PATHS
@@ -94,14 +119,27 @@ def render_config(
         if access_log is not None
         else "    access_log off;\n"
     )
+    listens = "".join(f"        listen {h}:{port};\n" for h in (host, *extra_hosts))
+    module = f'load_module "{echo_module(configure_line)}";\n' if delay_ms > 0 else ""
+    status = f"        location = {STATUS_PATH} {{ stub_status; access_log off; }}\n"
+    delayed = (
+        "        location / {\n"
+        f"            echo_sleep {delay_ms / 1000:.3f};\n"  # whole ms: the most it parses
+        "            echo_exec @file;\n"
+        "        }\n"
+        "        location @file { }\n"
+    )
+    locations = status + (delayed if delay_ms > 0 else "")
     return (
+        f"{module}"
         f"{user}"
         "daemon off;\n"
         "worker_processes 1;\n"
         f'pid "{run_dir / "nginx.pid"}";\n'
         f'lock_file "{run_dir / "nginx.lock"}";\n'
         f'error_log "{run_dir / "error.log"}" warn;\n'
-        "events { worker_connections 1024; }\n"
+        "worker_rlimit_nofile 16384;\n"
+        "events { worker_connections 8192; }\n"
         "http {\n"
         f"{log_lines}"
         f"{temp_paths}"
@@ -111,9 +149,10 @@ def render_config(
         "    keepalive_requests 100000;\n"
         "    keepalive_timeout 65s;\n"
         "    server {\n"
-        f"        listen {host}:{port};\n"
+        f"{listens}"
         "        server_name localhost;\n"
         f'        root "{root}";\n'
+        f"{locations}"
         "    }\n"
         "}\n"
     )
@@ -135,11 +174,15 @@ class Nginx:
         host: str = HOST,
         netns: str | None = None,
         access_log: str | Path | None = None,
+        extra_hosts: Sequence[str] = (),
+        delay_ms: float = 0.0,
     ):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise NginxError(f"corpus root is not a directory: {self.root}")
         self.host = host
+        self.extra_hosts = tuple(extra_hosts)
+        self.delay_ms = delay_ms
         self.netns = netns
         self.access_log = Path(access_log).resolve() if access_log is not None else None
         self.requested_port = port
@@ -152,6 +195,22 @@ class Nginx:
     def base(self) -> str:
         """Base URL without a trailing slash, e.g. http://127.0.0.1:8123."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def bases(self) -> list[str]:
+        """Base URL of every listen address, `base` first."""
+        return [f"http://{h}:{self.port}" for h in (self.host, *self.extra_hosts)]
+
+    def connections(self) -> int:
+        """Connections the server has accepted so far, this request's own included."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=10.0)
+        try:
+            conn.request("GET", STATUS_PATH)
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        # "Active connections: N\nserver accepts handled requests\n A H R\n..."
+        return int(text.splitlines()[2].split()[0])
 
     def start(self) -> Nginx:
         """Write the config, start nginx and wait until it answers HTTP."""
@@ -177,6 +236,8 @@ class Nginx:
                     configure_line,
                     host=self.host,
                     access_log=self.access_log,
+                    extra_hosts=self.extra_hosts,
+                    delay_ms=self.delay_ms,
                 )
             )
             cmd = [binary, "-p", str(self.run_dir), "-c", str(conf)]
@@ -207,7 +268,7 @@ class Nginx:
                 return False
             conn = http.client.HTTPConnection(self.host, self.port, timeout=1.0)
             try:
-                conn.request("HEAD", "/")
+                conn.request("HEAD", STATUS_PATH)  # never delayed, never logged
                 server = conn.getresponse().getheader("Server", "")
                 # Someone else on the port would answer too: make sure it is nginx.
                 return server.startswith("nginx") and self.proc.poll() is None
@@ -269,8 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--duration", type=float, default=3600.0, help="stop after this many seconds"
     )
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="answer each request late")
     args = parser.parse_args(argv)
-    with Nginx(args.root, port=args.port) as srv:
+    with Nginx(args.root, port=args.port, delay_ms=args.delay_ms) as srv:
         print(f"serving {srv.root} at {srv.base}/ (pid {srv.proc.pid if srv.proc else '?'})")
         print("Ctrl-C to stop", flush=True)
         deadline = time.monotonic() + args.duration

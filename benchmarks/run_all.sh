@@ -1,24 +1,54 @@
 #!/usr/bin/env bash
-# Every benchmark of the performance issue in one command: setup (nginx, curl, wget2, aria2,
-# parfive, matplotlib if missing), fetcher against its peers (compare.py), then the
-# chunksize x workers sweep with its plot (sweep.py). Results: benchmarks/results/.
+# Every benchmark of the performance issue in one command: setup (nginx with its echo
+# module, curl, wget, wget2, aria2, strace, parfive, matplotlib if missing), then
+#   compare.py          fetcher vs peers on tmpfs and a real disk, CPU per file, processes
+#   latency_compare.py  behind 0-100 ms of latency, peers at equal connections, many hosts
+#   syscalls.py         system calls per item against wget (strace -f -c, real disk)
+#   sweep.py            fetcher's chunksize x workers, with its plot
+# and, with --with-cluster (Dask's distributed installed; root for its namespaces),
+#   cluster.py          --cluster local:1 vs local:2 behind 100 ms, the client's CPU per
+#                       item, two workers in network namespaces, the 100M-URL plan
+# Results: benchmarks/results/*.md (with --quick: benchmarks/results/quick/).
 #
-#   bash benchmarks/run_all.sh           # full: about 15 minutes on 2 cores
-#   bash benchmarks/run_all.sh --quick   # smoke test: about 2 minutes
+#   bash benchmarks/run_all.sh                  # full: about 35 minutes on 2 cores
+#   bash benchmarks/run_all.sh --quick          # smoke test: about 3 minutes
+#   bash benchmarks/run_all.sh --with-cluster   # full, plus cluster.py: about 8 minutes more
+#
+# Runs with $PYTHON, default the repository's .venv/bin/python (whose `fetcher` is the one
+# measured; $FETCHER overrides the command). Exits non-zero if any script found a problem.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-python="${PYTHON:-python3}"
-quick=()
-case "${1:-}" in
-    --quick) quick=(--quick) ;;
-    "") ;;
-    *) echo "usage: bash benchmarks/run_all.sh [--quick]" >&2; exit 2 ;;
-esac
-status=0
-"$python" "$here/compare.py" "${quick[@]}" || status=$?
-if [ "${#quick[@]}" -gt 0 ]; then
-    "$python" "$here/sweep.py" --quick --runs 1 || status=$?
+venv_python="$here/../.venv/bin/python"
+if [ -z "${PYTHON:-}" ] && [ -x "$venv_python" ]; then
+    python="$venv_python"
 else
-    "$python" "$here/sweep.py" || status=$?
+    python="${PYTHON:-python3}"
 fi
+quick=()
+cluster=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=(--quick) ;;
+        --with-cluster) cluster=1 ;;
+        *) echo "usage: bash benchmarks/run_all.sh [--quick] [--with-cluster]" >&2; exit 2 ;;
+    esac
+done
+status=0
+started=$(date +%s)
+step() {
+    echo "=== $* ($(( $(date +%s) - started )) s in)" >&2
+    "$python" "$@" || status=$?
+}
+step "$here/compare.py" "${quick[@]}"
+step "$here/latency_compare.py" "${quick[@]}"
+step "$here/syscalls.py" "${quick[@]}"
+if [ "${#quick[@]}" -gt 0 ]; then
+    step "$here/sweep.py" --quick --runs 1
+else
+    step "$here/sweep.py" --runs 2 # 2 interleaved runs per point keep the total near 35 min
+fi
+if [ "$cluster" -eq 1 ]; then
+    step "$here/cluster.py" "${quick[@]}"
+fi
+echo "=== done in $(( $(date +%s) - started )) s, exit $status" >&2
 exit "$status"

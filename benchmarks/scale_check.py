@@ -107,10 +107,14 @@ class Result:
 
 
 def fetcher_cmd() -> list[str]:
-    """The fetcher command: $FETCHER, else `fetcher` on PATH, else `python -m fetcher`."""
+    """The fetcher command: $FETCHER, else the `fetcher` beside this interpreter (a venv's
+    bin/), else `fetcher` on PATH, else `python -m fetcher`."""
     override = os.environ.get("FETCHER", "").strip()
     if override:
         return shlex.split(override)
+    beside = Path(sys.executable).parent / "fetcher"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
     if shutil.which("fetcher"):
         return ["fetcher"]
     return [sys.executable, "-m", "fetcher"]
@@ -518,7 +522,21 @@ def git_revision() -> str:
 
     rev = git("rev-parse", "--short", "HEAD") or "no commit"
     dirty = git("status", "--porcelain", "--", "fetcher")
-    return f"{rev} + uncommitted changes in fetcher/" if dirty else rev
+    if dirty:
+        return f"{rev} + uncommitted changes in fetcher/ (source digest {source_digest()})"
+    return rev
+
+
+def source_digest() -> str:
+    """Short sha256 over fetcher/'s Python files (names and contents): the same digest
+    means the same code, commit or not; compared at the start and end of a run, it shows
+    whether the code measured changed underneath (an editable install runs the work tree)."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "fetcher").rglob("*.py")):
+        digest.update(path.relative_to(REPO).as_posix().encode() + b"\0")
+        with contextlib.suppress(OSError):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def context_lines(

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Idempotent setup for the benchmarks: the local nginx that serves the HTTP corpus, the
-# peer tools compared against (curl, wget2, aria2c, parfive), and what the harness itself
-# uses (iproute2 for the latency namespace, GNU time for peak RSS, matplotlib for the plot).
+# Idempotent setup for the benchmarks: the local nginx that serves the HTTP corpus (with the
+# echo module, whose echo_sleep delays answers for the latency runs), the peer tools compared
+# against (curl, wget, wget2, aria2c, parfive), and what the harness itself uses (iproute2
+# for the old latency namespace, GNU time for CPU and peak RSS, strace for the system-call
+# counts, matplotlib for the plot).
 # Installs only what is missing and runs apt-get update at most once, so repeat runs cost
 # nothing.
 set -euo pipefail
@@ -11,7 +13,10 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin
 # command -> Debian package that provides it
 declare -A apt_for=(
     [curl]=curl
+    [wget]=wget
     [wget2]=wget2
+    [strace]=strace
+    [findmnt]=util-linux
     [aria2c]=aria2
     [ip]=iproute2
     [tc]=iproute2
@@ -22,6 +27,8 @@ for cmd in "${!apt_for[@]}"; do
     have "$cmd" || missing+=("${apt_for[$cmd]}")
 done
 [ -x /usr/bin/time ] || missing+=(time)
+echo_module=/usr/lib/nginx/modules/ngx_http_echo_module.so
+[ -f "$echo_module" ] || missing+=(libnginx-mod-http-echo)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -61,3 +68,4 @@ fi
 for cmd in nginx "${!apt_for[@]}"; do
     have "$cmd" || { echo "setup.sh: $cmd still missing" >&2; exit 1; }
 done
+[ -f "$echo_module" ] || { echo "setup.sh: $echo_module still missing" >&2; exit 1; }

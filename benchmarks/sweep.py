@@ -4,9 +4,9 @@ Why: `--chunksize auto` and the `--workers` default are tuning decisions; this s
 real servers, which point is best for each kind of job and where `auto` lands. Scenarios:
 
 - loopback: small files (1-64 KiB) from a private nginx on 127.0.0.1;
-- latency: the same files from nginx in its own network namespace, one round trip =
-  `--delay-ms` away (latency.py: netem on a veth pair, or a TUN relay where the kernel has
-  no netem); skipped with a message when namespaces cannot be made;
+- latency: the same files from an nginx that answers every request `--delay-ms` late (the
+  echo module's `echo_sleep`, see nginx.py): one round trip per request on keep-alive
+  connections, without the throughput cap of a userspace packet relay;
 - mix: the small files plus 4 files of 32 MiB spread through the list, on loopback.
 
 Every point runs `fetcher fetch LIST -o OUT -j W --chunksize C --per-host W --no-progress`
@@ -34,7 +34,6 @@ from pathlib import Path
 
 import corpus
 import peers
-from latency import LatencyError, LatencyLink
 from nginx import Nginx, NginxError
 from peers import MIB, Batch, Outcome, fmt
 from scale_check import HarnessError, pick_temp_root
@@ -106,10 +105,11 @@ def server(key: str, www: Path, stack: ExitStack, delay_ms: float) -> tuple[str,
     """Start the scenario's nginx inside `stack`; return its base URL and a note."""
     if key != "latency":
         return stack.enter_context(Nginx(www)).base, ""
-    link = stack.enter_context(LatencyLink(delay_ms))
-    nginx = stack.enter_context(Nginx(www, host=link.server_ip, netns=link.netns))
-    rtt = link.measure_rtt_ms(nginx.port)
-    return nginx.base, f"{link.method}; measured TCP connect (1 RTT) {rtt:.1f} ms"
+    nginx = stack.enter_context(Nginx(www, delay_ms=delay_ms))
+    return nginx.base, (
+        f"every answer {delay_ms:g} ms late (nginx echo module: `echo_sleep`, then the static "
+        "file); keep-alive connections pay it once per request"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,11 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="reduced grid: 4 x 3 points")
     parser.add_argument("--runs", type=int, default=3, help="runs per point (default 3)")
-    parser.add_argument("--small", type=int, default=1000, help="small files (loopback, mix)")
-    parser.add_argument("--latency-files", type=int, default=300, help="files behind latency")
+    parser.add_argument(
+        "--small", type=int, help="small files, loopback and mix (default 1000; 500 --quick)"
+    )
+    parser.add_argument(
+        "--latency-files", type=int, help="files behind latency (default 1000; 300 --quick)"
+    )
     parser.add_argument("--delay-ms", type=float, default=20.0, help="round-trip delay")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
     args = parser.parse_args(argv)
+    args.small = args.small or (500 if args.quick else 1000)
+    args.latency_files = args.latency_files or (300 if args.quick else 1000)
     keys = [k for k in args.scenarios.split(",") if k]
     if set(keys) - set(SCENARIOS) or not keys:
         parser.error(f"--scenarios: choose from {', '.join(SCENARIOS)}")
@@ -180,7 +186,7 @@ def run_all(
         with ExitStack() as stack:
             try:
                 base, note = server(key, www, stack, args.delay_ms)
-            except (LatencyError, NginxError) as exc:
+            except NginxError as exc:
                 print(f"scenario {key} skipped: {exc}", file=sys.stderr)
                 results.append(ScenarioResult(key, title, 0, {}, f"skipped: {exc}"))
                 continue
