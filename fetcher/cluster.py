@@ -36,6 +36,7 @@ from fetcher.work import Outcome, Stopped, WorkItem
 from fetcher.worker import build_worker
 
 try:
+    import dask
     import distributed
 except ImportError:
     raise UsageError(
@@ -232,17 +233,21 @@ class _Cluster:
 
 
 def _local_cluster(workers: int) -> distributed.LocalCluster:
-    return distributed.LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        # Dask serves HTTP whatever this says; a free port never clashes with another
-        # cluster's (the dashboard itself needs bokeh).
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,
-        preload=[__name__],
-    )
+    """Dask's statistical profiler is off in these workers: on CPython before 3.11.9 its
+    `sys._current_frames()` can deadlock a worker when a collection frees a
+    `threading.local` meanwhile (CPython gh-106883), which a worker's threads do."""
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            # Dask serves HTTP whatever this says; a free port never clashes with another
+            # cluster's (the dashboard itself needs bokeh).
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
+            preload=[__name__],
+        )
 
 
 def _check_shared(client: distributed.Client, root: Path) -> list[str]:

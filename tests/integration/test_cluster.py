@@ -406,3 +406,20 @@ def test_a_script_without_a_main_guard_starts_a_local_cluster_once(
     assert run.returncode == 0, run.stderr
     assert run.stdout == "fetched 4\n"
     assert [http_server.hits(f"m{i}") for i in range(4)] == [1] * 4
+
+
+def test_local_workers_run_without_dasks_profiler() -> None:
+    """Its sampling can deadlock a worker on CPython before 3.11.9 (gh-106883)."""
+    from fetcher.cluster import _local_cluster
+    from fetcher.processes import children_skip_main
+
+    with children_skip_main():
+        cluster = _local_cluster(1)
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            enabled = client.run(
+                lambda: __import__("dask").config.get("distributed.worker.profile.enabled")
+            )
+        assert list(enabled.values()) == [False]
+    finally:
+        cluster.close()
