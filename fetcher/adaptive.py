@@ -130,19 +130,14 @@ class AdaptiveExecutor(OnThisMachine):
         while_waiting: Callable[[], None] | None = None,
     ) -> Generator[list[Outcome], None, None]:
         feed = _Feed(iter(items))
-        switch = threading.Event()
-
-        def until_switch() -> Iterator[WorkItem]:
-            while not switch.is_set():
-                item = next(feed, None)
-                if item is None:
-                    return
-                yield item
-
+        phase = _Phase()
         meter = _Meter()
         spawned: Spawned | None = None
+        processes: Generator[list[Outcome], None, None] | None = None
         try:
-            threads = ThreadExecutor().batches(until_switch(), context, chunksize, while_waiting)
+            threads = ThreadExecutor().batches(
+                phase.threads_part(feed), context, chunksize, while_waiting
+            )
             try:
                 for batch in threads:
                     yield batch
@@ -153,13 +148,38 @@ class AdaptiveExecutor(OnThisMachine):
                                 meter.rate, self.processes,
                             )  # fmt: skip
                             spawned = Spawned(self.processes, context)
-                    elif not switch.is_set() and spawned.ready():
-                        switch.set()
+                    elif processes is None and spawned.ready():
+                        # The rest goes to the processes, which start on it at once,
+                        # while the threads finish what they hold.
+                        phase.hand_over()
+                        processes = spawned.batches(feed, chunksize, while_waiting)
             finally:
                 threads.close()
-            if spawned is not None and switch.is_set() and not context.stop.is_set():
-                used, spawned = spawned, None
-                yield from used.batches(feed, chunksize, while_waiting)
+            if processes is not None and not context.stop.is_set():
+                yield from processes
         finally:
+            if processes is not None:
+                processes.close()
             if spawned is not None:
                 spawned.close()
+
+
+class _Phase:
+    """Which executor takes the next item: the threads until the hand-over, the
+    processes after it; no item taken by the threads comes after one the processes took."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._handed_over = False
+
+    def threads_part(self, feed: Iterator[WorkItem]) -> Iterator[WorkItem]:
+        while True:
+            with self._lock:
+                item = None if self._handed_over else next(feed, None)
+            if item is None:
+                return
+            yield item
+
+    def hand_over(self) -> None:
+        with self._lock:
+            self._handed_over = True

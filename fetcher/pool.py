@@ -98,7 +98,9 @@ def pooled_batches(
     while_waiting: Callable[[], None] | None = None,
 ) -> Generator[list[R], None, None]:
     """`ordered_batches` on any pool (threads, or processes with a picklable `run_chunk`):
-    the feed gated to `window` items ahead of the consumer, chunks of `chunksize`."""
+    the feed gated to `window` items ahead of the consumer, chunks of `chunksize`. The pool
+    starts on the items at once, not at the first `next`: another run's results can be
+    consumed meanwhile (the automatic choice hands a list from threads to processes so)."""
     slots = threading.Semaphore(window)
 
     def chunks() -> Iterator[list[T]]:
@@ -106,11 +108,25 @@ def pooled_batches(
         while chunk := list(itertools.islice(feed, chunksize)):
             yield chunk
 
+    # Chunks are formed here rather than by imap(chunksize=...), which would hide the
+    # IMapIterator (and its non-blocking next) behind a flattening generator.
+    results = pool.imap(run_chunk, chunks())
+    return _delivered(
+        pool, results, slots, stop=stop, max_batch=max_batch, while_waiting=while_waiting
+    )
+
+
+def _delivered(
+    pool: Pool,
+    results: IMapIterator[list[R]],
+    slots: threading.Semaphore,
+    *,
+    stop: threading.Event,
+    max_batch: int,
+    while_waiting: Callable[[], None] | None,
+) -> Generator[list[R], None, None]:
     finished = False
     try:
-        # Chunks are formed here rather than by imap(chunksize=...), which would hide the
-        # IMapIterator (and its non-blocking next) behind a flattening generator.
-        results = pool.imap(run_chunk, chunks())
         while (first := _next_ready(results, while_waiting)) is not None:
             batch, failure = _more_ready(results, first, max_batch)
             for _ in batch:

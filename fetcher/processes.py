@@ -193,6 +193,7 @@ class Spawned:
                 initargs=(spec, self._threads, log_queue, logger.getEffectiveLevel()),
             )
         self._started = self._pool.map_async(_ready, range(processes), chunksize=1)
+        self._closed = False
 
     def ready(self) -> bool:
         """Whether the children have started (and so the pool can take items at once)."""
@@ -205,11 +206,11 @@ class Spawned:
         while_waiting: Callable[[], None] | None = None,
     ) -> Generator[list[Outcome], None, None]:
         """Like `pool.ordered_batches`, a task being `chunksize` items per thread, so each
-        child's threads stay busy."""
+        child's threads stay busy. The children start on the items at once."""
         context = self._context
         task = chunksize * self._threads
         handover = Handover(context)
-        batches = pooled_batches(
+        delivered = pooled_batches(
             self._pool,
             _run_chunk,
             handover.send(items),
@@ -218,15 +219,23 @@ class Spawned:
             stop=context.stop,
             while_waiting=while_waiting,
         )
+        return self._received(delivered, handover)
+
+    def _received(
+        self, delivered: Generator[list[Outcome], None, None], handover: Handover
+    ) -> Generator[list[Outcome], None, None]:
         try:
-            for batch in batches:
+            for batch in delivered:
                 yield handover.receive(batch)
         finally:
-            batches.close()
+            delivered.close()
             self.close()
 
     def close(self) -> None:
         """Stop the children (at once, if they still have work) and what serves them."""
+        if self._closed:
+            return
+        self._closed = True
         terminate(self._pool)
         if self._relay is not None:
             self._relay.close()
