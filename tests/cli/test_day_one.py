@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 from pathlib import Path
 from urllib.parse import quote
@@ -132,9 +133,13 @@ def test_cookies_with_processes_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_shell_completion_script_is_offered(tmp_path: Path) -> None:
-    run = run_fetcher("--show-completion", "bash", cwd=tmp_path)
+    """As a user types it in bash: the script is for the shell it runs in."""
+    command = shlex.join(fetcher_command("--show-completion")) + "; exit $?"  # bash stays
+    run = subprocess.run(
+        ["bash", "-c", command], check=False, cwd=tmp_path, capture_output=True, timeout=60
+    )
     assert run.returncode == 0, run.stderr
-    assert b"_FETCHER_COMPLETE" in run.stdout
+    assert b"_FETCHER_COMPLETE=complete_bash" in run.stdout
 
 
 # --- --compressed -------------------------------------------------------------------------

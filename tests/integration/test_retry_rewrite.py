@@ -4,6 +4,7 @@ the manifest ends complete (every row, new or as it was) or exactly as it was.""
 from __future__ import annotations
 
 import errno
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +13,35 @@ import pytest
 from fetcher import FetcherError, Status, fetch_all, retry_failed, retry_iter
 from fetcher.commit import Committer
 from fetcher.manifest import ManifestWriter
+from fetcher.worker import Worker
 
 N = 12
 
 
-def _first_run(tmp_path: Path) -> Path:
-    """A run of N local files, every other one missing (so failed)."""
-    for i in range(0, N, 2):
+def _first_run(tmp_path: Path, items: int = N) -> Path:
+    """A run of `items` local files, every other one missing (so failed)."""
+    for i in range(0, items, 2):
         (tmp_path / f"f{i}.txt").write_text(f"file {i}")
     out = tmp_path / "out"
     manifest = out / ".fetcher" / "manifest.jsonl"
-    sources = [str(tmp_path / f"f{i}.txt") for i in range(N)]
+    sources = [str(tmp_path / f"f{i}.txt") for i in range(items)]
     results = fetch_all(sources, output_dir=out, manifest=manifest, workers=1, chunksize=1)
-    assert [r.ok for r in results] == [i % 2 == 0 for i in range(N)]
-    for i in range(1, N, 2):
+    assert [r.ok for r in results] == [i % 2 == 0 for i in range(items)]
+    for i in range(1, items, 2):
         (tmp_path / f"f{i}.txt").write_text(f"file {i}")
     return manifest
+
+
+def _one_result_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each item takes a moment, so results reach the committer one per batch: a failure
+    injected at the n-th batch then always comes after some rows were retried."""
+    call = Worker.__call__
+
+    def slow(self: Worker, item: Any) -> Any:
+        time.sleep(0.05)
+        return call(self, item)
+
+    monkeypatch.setattr(Worker, "__call__", slow)
 
 
 def _rows_complete(before: list[str], after: list[str]) -> None:
@@ -61,6 +75,7 @@ def test_an_exception_mid_retry_leaves_every_row(
         return commit(self, outcomes)
 
     monkeypatch.setattr(Committer, "commit", failing)
+    _one_result_at_a_time(monkeypatch)
     with pytest.raises(RuntimeError, match="injected"):
         retry_failed(manifest, workers=1, chunksize=1)
     after = manifest.read_text().splitlines()
@@ -105,7 +120,9 @@ def test_a_second_interrupt_while_completing_leaves_the_manifest_as_it_was(
 ) -> None:
     from fetcher import retry
 
-    manifest = _first_run(tmp_path)
+    # The last row was ok: whenever the retried results arrive, it is still to be written
+    # when the first batch is in, so completing the file is needed.
+    manifest = _first_run(tmp_path, N + 1)
     content = manifest.read_bytes()
 
     def interrupted(self: object) -> None:
