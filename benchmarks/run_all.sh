@@ -4,13 +4,15 @@
 #   compare.py          fetcher vs peers on tmpfs and a real disk, CPU per file, processes
 #   latency_compare.py  behind 0-100 ms of latency, peers at equal connections, many hosts
 #   syscalls.py         system calls per item against wget (strace -f -c, real disk)
+#   naming.py           many items sharing one flat name against the indexed layout
+#   tune_check.py       `fetcher tune`'s advice against the full run it recommends
 #   sweep.py            fetcher's chunksize x workers, with its plot
 # and, with --with-cluster (Dask's distributed installed; root for its namespaces),
 #   cluster.py          --cluster local:1 vs local:2 behind 100 ms, the client's CPU per
 #                       item, two workers in network namespaces, the 100M-URL plan
 # Results: benchmarks/results/*.md (with --quick: benchmarks/results/quick/).
 #
-#   bash benchmarks/run_all.sh                  # full: about 35 minutes on 2 cores
+#   bash benchmarks/run_all.sh                  # full: about 50 minutes on 2 cores
 #   bash benchmarks/run_all.sh --quick          # smoke test: about 3 minutes
 #   bash benchmarks/run_all.sh --with-cluster   # full, plus cluster.py: about 8 minutes more
 #
@@ -42,6 +44,8 @@ step() {
 step "$here/compare.py" "${quick[@]}"
 step "$here/latency_compare.py" "${quick[@]}"
 step "$here/syscalls.py" "${quick[@]}"
+step "$here/naming.py" "${quick[@]}"
+step "$here/tune_check.py" "${quick[@]}"
 if [ "${#quick[@]}" -gt 0 ]; then
     step "$here/sweep.py" --quick --runs 1
 else

@@ -1,0 +1,158 @@
+"""Does `fetcher tune` predict what a full run then reaches, and does it say the same twice?
+
+Why: `tune` fetches a sample under several settings and recommends one with its rate. That
+is only useful if the rate holds for the whole list and the advice does not change from one
+`tune` to the next. Here, against nginx on 127.0.0.1 and a corpus of `--items` small files:
+
+1. `fetcher tune LIST -o OUT` runs `--tunes` times (its defaults: a 1,000-item sample, each
+   setting 3 times); each recommendation and its rate is kept;
+2. the full list is then fetched with every recommended setting and with the defaults,
+   interleaved, `--runs` times each; every run must give one ok row per item;
+3. for each `tune`: full-run files/s (median, wall clock) with its setting / the rate it
+   predicted. Target: within 20 %.
+
+    python benchmarks/tune_check.py [--items 20000] [--tunes 3] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import peers
+from benchmarks.corpus import build_corpus, url_lines, write_lines
+from benchmarks.nginx import Nginx
+
+TARGET = 0.2
+"""A full run within this share of the rate `tune` predicted."""
+ADVICE = re.compile(r"Recommended: (?P<setting>.+?) \((?P<rate>[\d.]+) items/s")
+DEFAULTS = "(defaults)"
+
+
+def tune(fetcher: list[str], urls: Path, out: Path) -> tuple[str, float]:
+    """One `tune`: its recommended options and the rate it predicted for them."""
+    proc = subprocess.run(
+        [*fetcher, "tune", str(urls), "-o", str(out)], capture_output=True, text=True, check=True
+    )
+    match = ADVICE.search(proc.stdout)
+    if match is None:
+        raise RuntimeError(f"no recommendation in tune's output:\n{proc.stdout}{proc.stderr}")
+    return match["setting"], float(match["rate"])
+
+
+def full_run(fetcher: list[str], urls: Path, out: Path, setting: str, items: int) -> float:
+    """Files/s of the whole list with `setting`; raises unless every row is ok."""
+    shutil.rmtree(out, ignore_errors=True)
+    options = [] if setting == DEFAULTS else setting.split()
+    start = time.perf_counter()
+    subprocess.run(
+        [*fetcher, "fetch", str(urls), "-o", str(out), "--no-progress", "-q", *options],
+        check=True,
+    )
+    wall = time.perf_counter() - start
+    rows = [json.loads(line) for line in (out / peers.MANIFEST).read_text().splitlines()]
+    if len(rows) != items or any(row["status"] != "ok" for row in rows):
+        raise RuntimeError(f"{setting}: {len(rows)} rows, not all ok")
+    return items / wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--tunes", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2,000 items, 1 tune, 1 run")
+    args = parser.parse_args(argv)
+    items, tunes, runs = (2_000, 1, 1) if args.quick else (args.items, args.tunes, args.runs)
+    fetcher = peers.fetcher_cmd()
+    with tempfile.TemporaryDirectory(prefix="fetcher-tune-", dir="/dev/shm") as tmp:
+        work = Path(tmp)
+        index = build_corpus(work / "www", items)
+        lines = peers.context_lines(work)
+        advice: list[tuple[str, float]] = []
+        rates: dict[str, list[float]] = {}
+        with Nginx(work / "www") as server:
+            urls = work / "list.txt"
+            write_lines(urls, url_lines(server.base, index))
+            for n in range(tunes):
+                advice.append(tune(fetcher, urls, work / "tune-out"))
+                print(f"  tune {n + 1}/{tunes}: {advice[-1][0]} at {advice[-1][1]:.0f}", flush=True)
+            settings = [*dict.fromkeys(s for s, _ in advice), DEFAULTS]
+            for run in range(runs):
+                for setting in settings:
+                    rate = full_run(fetcher, urls, work / "out", setting, items)
+                    rates.setdefault(setting, []).append(rate)
+                    print(f"  [{run + 1}/{runs}] {setting}: {rate:.0f} files/s", flush=True)
+        lines += peers.end_lines()
+    report = render(lines, items, advice, rates)
+    target = peers.results_dir(args.quick) / "tune_check.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(report)
+    print(report)
+    print(f"written to {target}")
+    return 0
+
+
+def render(
+    lines: list[str], items: int, advice: list[tuple[str, float]], rates: dict[str, list[float]]
+) -> str:
+    out = ["# `fetcher tune` against the full run it recommends", ""]
+    out += [f"- {line}" for line in lines]
+    out += [
+        f"- corpus: {items:,} files of 1-64 KiB from nginx on 127.0.0.1; full runs: "
+        "`fetcher fetch LIST -o OUT --no-progress -q SETTING`, files/s by the wall clock "
+        "(start-up included; tune's rate is once running)",
+        "",
+        "## Full runs",
+        "",
+        "| setting | files/s (median) | (min-max) |",
+        "|---|---:|---:|",
+    ]
+    for setting, values in rates.items():
+        out.append(f"| `{setting}` | {peers.fmt(peers.median(values))} | {peers.spread(values)} |")
+    out += [
+        "",
+        "## Each tune",
+        "",
+        "| tune | recommended | predicted files/s | full run files/s | full / predicted | "
+        f"within {TARGET:.0%} |",
+        "|---:|---|---:|---:|---:|---|",
+    ]
+    for n, (setting, predicted) in enumerate(advice, 1):
+        full = peers.median(rates[setting])
+        r = peers.ratio(full, predicted)
+        ok = r is not None and abs(r - 1) <= TARGET
+        out.append(
+            f"| {n} | `{setting}` | {predicted:,.0f} | {peers.fmt(full)} | {peers.fmt(r, '.2f')} "
+            f"| {'PASS' if ok else 'FAIL'} |"
+        )
+    predicted = [rate for _, rate in advice]
+    out += [
+        "",
+        f"Predicted rates across tunes: {peers.spread(predicted)} files/s "
+        f"(max / min {peers.fmt(peers.ratio(max(predicted), min(predicted)), '.2f')}); "
+        f"{len({s for s, _ in advice})} distinct recommendation(s) in {len(advice)} tunes. "
+        f"Defaults / best recommended full run: "
+        f"{peers.fmt(best_ratio(rates), '.2f')}.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def best_ratio(rates: dict[str, list[float]]) -> float | None:
+    """The defaults' median over the best recommended setting's median."""
+    tuned = [peers.median(v) or 0 for s, v in rates.items() if s != DEFAULTS]
+    return peers.ratio(peers.median(rates[DEFAULTS]), max(tuned)) if tuned else None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
