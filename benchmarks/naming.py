@@ -79,11 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"  [{run + 1}/{runs}] {items} {layout}: {wall:.2f} s", flush=True)
         lines += peers.end_lines()
     report = render(lines, walls, lengths)
-    target = peers.results_dir(args.quick) / "naming.md"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(report)
-    print(report)
-    print(f"written to {target}")
+    peers.write_report("naming.md", report, args.quick)
     return 0
 
 

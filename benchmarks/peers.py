@@ -61,6 +61,15 @@ def results_dir(quick: bool) -> Path:
     return HERE / "results" / "quick" if quick else HERE / "results"
 
 
+def write_report(name: str, report: str, quick: bool) -> None:
+    """Print a report and write it to the results folder."""
+    target = results_dir(quick) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(report)
+    print(report)
+    print(f"written to {target}")
+
+
 MIB = 1 << 20
 HASH_BLOCK = MIB
 STATE_DIR = ".fetcher"  # fetcher's state store and default manifest, inside the output dir

@@ -94,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  [{run + 1}/{runs}] {setting}: {rate:.0f} files/s", flush=True)
         lines += peers.end_lines()
     report = render(lines, items, advice, rates)
-    target = peers.results_dir(args.quick) / "tune_check.md"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(report)
-    print(report)
-    print(f"written to {target}")
+    peers.write_report("tune_check.md", report, args.quick)
     return 0
 
 
