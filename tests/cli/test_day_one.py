@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import signal
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -319,6 +321,49 @@ def test_one_large_file_shows_a_percentage_and_an_eta(
     assert re.search(r"\d+%\|", shown), f"no percentage: {shown!r}"
     assert re.search(r"<\d\d:\d\d", shown), f"no ETA: {shown!r}"
     assert "Done: 1 item (1 ok)" in shown
+
+
+def test_the_count_at_ctrl_c_is_the_manifests(http_server: TestServer, tmp_path: Path) -> None:
+    """The summary counts what was recorded, in order, not what merely finished."""
+    lines = [http_server.url(f"/slow?delay=30&i={i}") for i in range(2)]
+    lines += [http_server.url(f"/bytes/c{i}?size=100") for i in range(6)]
+    write_list(tmp_path / "l.txt", lines)
+    proc = subprocess.Popen(
+        fetcher_command("fetch", "l.txt", "-o", "out", "-j", "4"),
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(http_server.requests_seen) < len(lines):
+        time.sleep(0.05)
+    time.sleep(0.3)  # the fast items are done, out of order, behind the slow ones
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130
+    shown = re.search(r"Interrupted after (\d+) items?", err.decode())
+    assert shown is not None, err
+    assert int(shown.group(1)) == len(read_manifest(tmp_path / MANIFEST)) == 0
+
+
+def test_the_rate_after_a_resume_counts_only_what_this_run_received(
+    http_server: TestServer, tmp_path: Path
+) -> None:
+    size = 3_000_000
+    url = http_server.url(f"/file/r.bin?size={size}&bps=2000000")
+    first = subprocess.Popen(fetcher_command("fetch", url, "-o", "out"), cwd=tmp_path)
+    time.sleep(1.0)
+    first.kill()
+    first.wait()
+    [partial] = (tmp_path / "out").glob(".fetcher-*.part")
+    kept = partial.stat().st_size
+    assert 0 < kept < size
+    run = run_fetcher("fetch", url, "-o", "out", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert http_server.file_log("r.bin")[-1]["range"] == f"bytes={kept}-"
+    shown = re.search(r"([\d.]+) (B|KiB|MiB) received", run.stderr)
+    assert shown is not None, run.stderr
+    received = float(shown.group(1)) * {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20}[shown.group(2)]
+    assert abs(received - (size - kept)) < 0.06 * (1 << 20), run.stderr
 
 
 @pytest.mark.parametrize("command", ["fetch", "retry", "tune"])
