@@ -15,18 +15,11 @@ every path distinct, every file on disk the served size.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks import peers
-from benchmarks.nginx import Nginx
+import peers
+from nginx import Nginx
 
 BODY = b"x" * 4096
 TARGET = 1.5
@@ -36,18 +29,10 @@ LAYOUTS = ("flat", "indexed")
 
 def run_once(fetcher: list[str], urls: Path, out: Path, layout: str, items: int) -> float:
     """Wall seconds of one run; raises if any row or file is wrong."""
-    shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
-    subprocess.run(
-        [*fetcher, "fetch", str(urls), "-o", str(out), "--layout", layout, "--no-progress", "-q"],
-        check=True,
-    )
-    wall = time.perf_counter() - start
-    rows = [json.loads(line) for line in (out / peers.MANIFEST).read_text().splitlines()]
+    wall, rows = peers.timed_fetch(fetcher, urls, out, items, ("--layout", layout))
     paths = {row["path"] for row in rows}
-    bad = [row for row in rows if row["status"] != "ok"]
-    if len(rows) != items or bad or len(paths) != items:
-        raise RuntimeError(f"{layout}: {len(rows)} rows, {len(bad)} not ok, {len(paths)} paths")
+    if len(paths) != items:
+        raise RuntimeError(f"{layout}: {len(paths)} distinct paths for {items} items")
     if any((out / p).stat().st_size != len(BODY) for p in paths):
         raise RuntimeError(f"{layout}: a file is not the served size")
     return wall
@@ -84,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(lines: list[str], walls: dict[tuple[int, str], list[float]], lengths: list[int]) -> str:
-    out = ["# Many items sharing one flat name, against the indexed layout", ""]
-    out += [f"- {line}" for line in lines]
+    out = peers.report_head("Many items sharing one flat name, against the indexed layout", lines)
     out += [
         "- one 4 KiB file served by nginx on 127.0.0.1; item i is `f.dat?i=i`; "
         "`fetcher fetch LIST -o OUT --layout L --no-progress -q`",

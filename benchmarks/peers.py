@@ -35,6 +35,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -59,6 +60,29 @@ HERE = Path(__file__).resolve().parent
 def results_dir(quick: bool) -> Path:
     """Where a report goes: smoke runs (`--quick`) never overwrite the measured results."""
     return HERE / "results" / "quick" if quick else HERE / "results"
+
+
+def timed_fetch(
+    fetcher: list[str], urls: Path, out: Path, items: int, options: Sequence[str]
+) -> tuple[float, list[dict[str, Any]]]:
+    """Wall seconds of `fetcher fetch URLS -o OUT --no-progress -q OPTIONS` into a fresh
+    OUT, and its manifest rows; raises unless there is one ok row per item."""
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run(
+        [*fetcher, "fetch", str(urls), "-o", str(out), "--no-progress", "-q", *options],
+        check=True,
+    )
+    wall = time.perf_counter() - start
+    rows = [json.loads(line) for line in (out / MANIFEST).read_text().splitlines()]
+    if len(rows) != items or any(row["status"] != "ok" for row in rows):
+        raise HarnessError(f"{' '.join(options)}: {len(rows)} rows, not all ok")
+    return wall, rows
+
+
+def report_head(title: str, lines: Sequence[str]) -> list[str]:
+    """A report's title and its context lines (a Markdown list)."""
+    return [f"# {title}", "", *(f"- {line}" for line in lines)]
 
 
 def write_report(name: str, report: str, quick: bool) -> None:

@@ -6,6 +6,8 @@
 #   syscalls.py         system calls per item against wget (strace -f -c, real disk)
 #   naming.py           many items sharing one flat name against the indexed layout
 #   tune_check.py       `fetcher tune`'s advice against the full run it recommends
+#   auto_cost.py        the default (--processes auto) against threads alone where it
+#                       should not act: a short list, a latency-bound list
 #   sweep.py            fetcher's chunksize x workers, with its plot
 # and, with --with-cluster (Dask's distributed installed; root for its namespaces),
 #   cluster.py          --cluster local:1 vs local:2 behind 100 ms, the client's CPU per
@@ -46,6 +48,7 @@ step "$here/latency_compare.py" "${quick[@]}"
 step "$here/syscalls.py" "${quick[@]}"
 step "$here/naming.py" "${quick[@]}"
 step "$here/tune_check.py" "${quick[@]}"
+step "$here/auto_cost.py" "${quick[@]}"
 if [ "${#quick[@]}" -gt 0 ]; then
     step "$here/sweep.py" --quick --runs 1
 else

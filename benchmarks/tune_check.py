@@ -17,20 +17,14 @@ is only useful if the rate holds for the whole list and the advice does not chan
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks import peers
-from benchmarks.corpus import build_corpus, url_lines, write_lines
-from benchmarks.nginx import Nginx
+import peers
+from corpus import build_corpus, url_lines, write_lines
+from nginx import Nginx
 
 TARGET = 0.2
 """A full run within this share of the rate `tune` predicted."""
@@ -51,17 +45,8 @@ def tune(fetcher: list[str], urls: Path, out: Path) -> tuple[str, float]:
 
 def full_run(fetcher: list[str], urls: Path, out: Path, setting: str, items: int) -> float:
     """Files/s of the whole list with `setting`; raises unless every row is ok."""
-    shutil.rmtree(out, ignore_errors=True)
     options = [] if setting == DEFAULTS else setting.split()
-    start = time.perf_counter()
-    subprocess.run(
-        [*fetcher, "fetch", str(urls), "-o", str(out), "--no-progress", "-q", *options],
-        check=True,
-    )
-    wall = time.perf_counter() - start
-    rows = [json.loads(line) for line in (out / peers.MANIFEST).read_text().splitlines()]
-    if len(rows) != items or any(row["status"] != "ok" for row in rows):
-        raise RuntimeError(f"{setting}: {len(rows)} rows, not all ok")
+    wall, _ = peers.timed_fetch(fetcher, urls, out, items, options)
     return items / wall
 
 
@@ -101,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 def render(
     lines: list[str], items: int, advice: list[tuple[str, float]], rates: dict[str, list[float]]
 ) -> str:
-    out = ["# `fetcher tune` against the full run it recommends", ""]
-    out += [f"- {line}" for line in lines]
+    out = peers.report_head("`fetcher tune` against the full run it recommends", lines)
     out += [
         f"- corpus: {items:,} files of 1-64 KiB from nginx on 127.0.0.1; full runs: "
         "`fetcher fetch LIST -o OUT --no-progress -q SETTING`, files/s by the wall clock "
