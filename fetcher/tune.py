@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fetcher.job import Job
-from fetcher.options import FetchOptions
+from fetcher.options import DEFAULT_WORKERS, FetchOptions
 from fetcher.results import Status
 from fetcher.sources import Source
 from fetcher.stats import Stats
@@ -35,7 +35,13 @@ WORKERS_GRID = (8, 16, 32, 64)
 CHUNKSIZE_GRID: tuple[int | None, ...] = (1, None)
 REPEATS = 3
 CLOSE_ENOUGH = 0.95
-"""Within 5 % of the fastest, fewer processes and threads win: gentler, same speed."""
+"""A setting whose best repeat came within 5 % of the fastest setting's median is a near-tie:
+among those, the defaults win, then fewer processes and threads (gentler, same speed). The
+repeats' spread, not one number, decides: trials a few per cent apart swap places from
+one `tune` to the next, and the advice should not."""
+PROCESSES_SAMPLE = 3
+"""The processes trial fetches this many times the sample (when the list has them): its
+results come back a task at a time, so a short sample measures a few bursts, not a rate."""
 CPU_BOUND = 0.8
 """A trial whose process used the CPU for this share of its running time was limited by
 the interpreter, not by the network: more threads cannot help it, more processes may."""
@@ -83,6 +89,10 @@ class Trial:
         return (self.items - 1) / self.running_s
 
     @property
+    def spread(self) -> tuple[float, float]:
+        return self.items_per_s, self.items_per_s
+
+    @property
     def cpu_share(self) -> float:
         return self.cpu_s / max(self.running_s, 1e-9)
 
@@ -108,6 +118,8 @@ class Measured(Protocol):
     def failed(self) -> int: ...
     @property
     def items_per_s(self) -> float: ...
+    @property
+    def spread(self) -> tuple[float, float]: ...
     @property
     def start_s(self) -> float: ...
     @property
@@ -298,15 +310,18 @@ def settings(trials: Sequence[Trial]) -> list[Setting]:
 
 
 def recommend(measured: Sequence[Measured]) -> Measured:
-    """The fastest setting without more failures than the best, preferring one process,
-    fewer threads and `auto` among near-ties."""
+    """The fastest setting without more failures than the best; among near-ties, one
+    process, then the defaults (`-j 16 --chunksize auto`), then fewer threads and `auto`."""
     fewest_failures = min(m.failed for m in measured)
     clean = [m for m in measured if m.failed == fewest_failures]
     best = max(m.items_per_s for m in clean)
-    near = [m for m in clean if m.items_per_s >= CLOSE_ENOUGH * best]
-    return min(
-        near, key=lambda m: (m.processes, m.workers, m.chunksize is not None, -m.items_per_s)
-    )
+    near = [m for m in clean if m.spread[1] >= CLOSE_ENOUGH * best]
+
+    def preference(m: Measured) -> tuple[int, bool, int, bool, float]:
+        default = m.workers == DEFAULT_WORKERS and m.chunksize is None
+        return m.processes, not default, m.workers, m.chunksize is not None, -m.items_per_s
+
+    return min(near, key=preference)
 
 
 def table(measured: Sequence[Measured], choice: Measured) -> str:

@@ -216,7 +216,12 @@ def tune(
         typer.Argument(metavar="LIST...", help="Lists to sample.", show_default=False),
     ],
     sample: Annotated[
-        int, typer.Option("--sample", metavar="N", help="Items of the list to fetch in each trial.")
+        int,
+        typer.Option(
+            "--sample",
+            metavar="N",
+            help="Items of the list to fetch in each trial (the processes trial: up to 3 x N).",
+        ),
     ] = 1000,
     repeat: Annotated[
         int,

@@ -17,13 +17,23 @@ from fetcher.errors import UsageError
 from fetcher.lists import check_lists, read_lists
 from fetcher.options import FetchOptions
 from fetcher.sources import Source
-from fetcher.tune import Trial, processes_to_try, recommend, run_trials, settings, table
+from fetcher.tune import (
+    PROCESSES_SAMPLE,
+    Trial,
+    processes_to_try,
+    recommend,
+    run_trials,
+    settings,
+    table,
+)
 
 
 @dataclass(frozen=True)
 class TuneCommand:
     env: Environment
-    sample: list[Source]
+    items: list[Source]
+    """The sample, and after it the rest of what the processes trial fetches."""
+    sample: int
     options: FetchOptions
     repeats: int
 
@@ -44,21 +54,21 @@ class TuneCommand:
             raise UsageError("--repeat must be at least 1")
         options = shared.apply(FetchOptions(output_dir=output_dir or Path()))
         check_lists(lists)
-        items = list(itertools.islice(read_lists(lists, env.stdin), sample))
+        items = list(itertools.islice(read_lists(lists, env.stdin), sample * PROCESSES_SAMPLE))
         if not items:
             raise UsageError("the lists hold no items to sample")
-        return cls(env, items, options, repeats)
+        return cls(env, items, min(sample, len(items)), options, repeats)
 
     def _say(self, line: str) -> None:
         self.env.stderr.write(line + "\n")
         self.env.stderr.flush()
 
     def run(self, interrupts: Interrupts) -> ExitStatus:
-        self._say(
-            f"Sampling {len(self.sample)} items per trial, each setting {self.repeats} times..."
-        )
+        self._say(f"Sampling {self.sample} items per trial, each setting {self.repeats} times...")
         trials = self._trials(
-            run_trials(self.sample, self.options, interrupts.check, repeats=self.repeats)
+            run_trials(
+                self.items[: self.sample], self.options, interrupts.check, repeats=self.repeats
+            )
         )
         if all(t.failed == t.items for t in trials):
             self._say(
@@ -69,9 +79,12 @@ class TuneCommand:
         best = recommend(settings(trials))
         processes = processes_to_try(best, usable_cpus())
         if processes is not None:
-            self._say(f"  CPU-bound at -j {best.workers}: the same on {processes} processes")
+            self._say(
+                f"  CPU-bound at -j {best.workers}: the same on {processes} processes"
+                f" ({len(self.items)} items per trial)"
+            )
             more = run_trials(
-                self.sample,
+                self.items,
                 self.options,
                 interrupts.check,
                 workers_grid=[best.workers],

@@ -18,6 +18,7 @@ from fetcher.tune import (
     CHUNKSIZE_GRID,
     MAX_PROCESSES,
     WORKERS_GRID,
+    Setting,
     Trial,
     processes_to_try,
     recommend,
@@ -154,6 +155,21 @@ def test_recommend_prefers_fewer_threads_then_auto_among_near_ties() -> None:
     assert recommend(trials) is trials[2]
 
 
+def test_recommend_keeps_the_defaults_among_near_ties() -> None:
+    trials = [trial(8, None, 200), trial(16, None, 192), trial(64, 1, 199)]
+    assert recommend(trials) is trials[1]
+
+
+def test_recommend_judges_near_ties_by_each_settings_best_repeat() -> None:
+    """A setting whose repeats reach within 5 % of the fastest is a near-tie, even when its
+    median is further off: noise must not flip the advice from one tune to the next."""
+    default = Setting((trial(16, None, 170), trial(16, None, 180), trial(16, None, 196)))
+    fastest = Setting((trial(8, 1, 200), trial(8, 1, 205), trial(8, 1, 210)))
+    assert recommend([fastest, default]) is default
+    slow = Setting((trial(16, None, 150), trial(16, None, 160), trial(16, None, 170)))
+    assert recommend([fastest, slow]) is fastest
+
+
 def test_table_marks_the_choice_and_names_auto_with_what_it_picked() -> None:
     trials = [trial(4, 1, 100), trial(8, None, 150)]
     text = table(trials, trials[1])
@@ -247,7 +263,7 @@ def test_the_processes_trial_runs_the_winning_setting(
     from fetcher.cli.env import Environment
     from fetcher.cli.interrupts import Interrupts
 
-    urls = [http_server.url(f"/bytes/w{i}?size=100") for i in range(5)]
+    urls = [http_server.url(f"/bytes/w{i}?size=100") for i in range(20)]
     listing = write_list(tmp_path / "l.txt", urls)
     calls: list[tuple[dict[str, object], list[Trial]]] = []
 
@@ -260,11 +276,17 @@ def test_the_processes_trial_runs_the_winning_setting(
     monkeypatch.setattr(command, "processes_to_try", lambda best, cpus: 2)
     env = Environment(io.BytesIO(), io.BytesIO(), io.StringIO())
     tuner = command.TuneCommand.build(
-        env, SharedArgs(retries=0), lists=(str(listing),), sample=5, repeats=1,
+        env, SharedArgs(retries=0), lists=(str(listing),), sample=4, repeats=1,
         output_dir=tmp_path / "o",
     )  # fmt: skip
     assert tuner.run(Interrupts()) == 0
-    (_, grid), (extra, _) = calls
+    (_, grid), (extra_args, extra) = calls
     best = recommend(settings(grid))
-    assert extra["processes"] == 2
-    assert (extra["workers_grid"], extra["chunksize_grid"]) == ([best.workers], [best.chunksize])
+    assert extra_args["processes"] == 2
+    assert (extra_args["workers_grid"], extra_args["chunksize_grid"]) == (
+        [best.workers],
+        [best.chunksize],
+    )
+    # The thread trials fetch the sample; the processes trial up to three times as much.
+    assert {t.items for t in grid} == {4}
+    assert {t.items for t in extra} == {12}
