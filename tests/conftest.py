@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,14 @@ def _loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
     if not allowed:
         raise OSError(f"tests may not resolve or contact {name!r} (loopback only)")
     return _getaddrinfo(host, *args, **kwargs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started as a background job of a non-interactive shell inherits SIGINT
+    ignored, and would pass that on to every fetcher it starts: the Ctrl-C tests need it
+    live, as it is on a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
