@@ -373,6 +373,8 @@ def test_help_pages_read_cleanly(tmp_path: Path, command: str) -> None:
     page = run.stdout.decode()
     for noise in ("{", "<list", "<path>", "[default: 0]", "Value error"):
         assert noise not in page, f"{noise!r} in `fetcher {command} --help`"
+    if command == "retry":  # -o: where the manifest's run wrote, not the current folder
+        assert "[default: .]" not in page and "the folder whose .fetcher/ holds" in page, page
 
 
 def test_a_bad_layout_says_what_is_allowed(tmp_path: Path) -> None:
