@@ -1137,11 +1137,7 @@ def main(argv: list[str] | None = None) -> int:
     if not plan.profiler:
         results.header.append(PROFILER_NOTE.format(env=PROFILER_ENV))
     report = render(results)
-    target = peers.results_dir(args.quick) / "cluster.md"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(report)
-    print(report)
-    print(f"written to {target}")
+    peers.write_report("cluster.md", report, args.quick)
     return 0 if results.all_ok else 1
 
 

@@ -227,11 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("compare: interrupted; nginx stopped, scratch data removed", file=sys.stderr)
         return 130
-    results_file = peers.results_dir(args.quick) / "compare.md"
-    results_file.parent.mkdir(parents=True, exist_ok=True)
-    results_file.write_text(report)
-    print(report)
-    print(f"written to {results_file}")
+    peers.write_report("compare.md", report, args.quick)
     return 0 if measured.all_ok else 1
 
 

@@ -475,11 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     results.header.append(f"{plan.runs} runs per case, {time.monotonic() - started:.0f} s in all")
     report = render(results)
-    target = peers.results_dir(args.quick) / "latency.md"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(report)
-    print(report)
-    print(f"written to {target}")
+    peers.write_report("latency.md", report, args.quick)
     return 0 if results.all_ok else 1
 
 

@@ -246,11 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("syscalls: interrupted; nginx stopped, scratch data removed", file=sys.stderr)
         return 130
-    target = peers.results_dir(args.quick) / "syscalls.md"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(report)
-    print(report)
-    print(f"written to {target}")
+    peers.write_report("syscalls.md", report, args.quick)
     return 0 if all(not t.problems for t in runs) else 1
 
 
