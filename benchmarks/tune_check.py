@@ -11,7 +11,8 @@ is only useful if the rate holds for the whole list and the advice does not chan
    on the machine as it was then (a shared machine's speed drifts over minutes); every run
    must give one ok row per item;
 3. for each `tune`: full-run files/s (median, wall clock) with its setting / the rate it
-   predicted. Target: within 20 %.
+   forecast for this list (its rate once running, plus the fixed costs of a run: fetcher's
+   start-up, the pools' and processes', closing). Target: within 20 %.
 
     python benchmarks/tune_check.py [--items 20000] [--tunes 3] [--runs 2]
 """
@@ -22,6 +23,7 @@ import argparse
 import re
 import subprocess
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import peers
@@ -30,19 +32,33 @@ from nginx import Nginx
 
 TARGET = 0.2
 """A full run within this share of the rate `tune` predicted."""
-ADVICE = re.compile(r"Recommended: (?P<setting>.+?) \((?P<rate>[\d.]+) items/s")
+ADVICE = re.compile(r"Recommended: (?P<setting>.+?) \((?P<running>[\d.]+) items/s")
+FORECAST = re.compile(r"For the [\d,]+ items of this list: about (?P<rate>[\d,]+) items/s")
 DEFAULTS = "(defaults)"
 
 
-def tune(fetcher: list[str], urls: Path, out: Path) -> tuple[str, float]:
-    """One `tune`: its recommended options and the rate it predicted for them."""
+@dataclass(frozen=True)
+class Advice:
+    """One `tune`'s recommendation, its rates, and the full runs made right after it."""
+
+    setting: str
+    running: float
+    """Items/s once running, on the sample."""
+    forecast: float
+    """Items/s over the whole list, fixed costs included."""
+    after: list[float] = field(default_factory=list)
+
+
+def tune(fetcher: list[str], urls: Path, out: Path) -> Advice:
+    """One `tune`: its recommended options and the rates it gave for them."""
     proc = subprocess.run(
         [*fetcher, "tune", str(urls), "-o", str(out)], capture_output=True, text=True, check=True
     )
-    match = ADVICE.search(proc.stdout)
-    if match is None:
+    advice, forecast = ADVICE.search(proc.stdout), FORECAST.search(proc.stdout)
+    if advice is None or forecast is None:
         raise RuntimeError(f"no recommendation in tune's output:\n{proc.stdout}{proc.stderr}")
-    return match["setting"], float(match["rate"])
+    rate = float(forecast["rate"].replace(",", ""))
+    return Advice(advice["setting"], float(advice["running"]), rate)
 
 
 def full_run(fetcher: list[str], urls: Path, out: Path, setting: str, items: int) -> float:
@@ -65,23 +81,22 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         index = build_corpus(work / "www", items)
         lines = peers.context_lines(work)
-        advice: list[tuple[str, float, list[float]]] = []
+        advice: list[Advice] = []
         rates: dict[str, list[float]] = {}
         with Nginx(work / "www") as server:
             urls = work / "list.txt"
             write_lines(urls, url_lines(server.base, index))
             for n in range(tunes):
-                setting, predicted = tune(fetcher, urls, work / "tune-out")
-                print(f"  tune {n + 1}/{tunes}: {setting} at {predicted:.0f}", flush=True)
-                after: list[float] = []
+                one = tune(fetcher, urls, work / "tune-out")
+                print(f"  tune {n + 1}/{tunes}: {one.setting} at {one.forecast:.0f}", flush=True)
                 for run in range(runs):
-                    for each in (setting, DEFAULTS):
+                    for each in (one.setting, DEFAULTS):
                         rate = full_run(fetcher, urls, work / "out", each, items)
                         rates.setdefault(each, []).append(rate)
-                        if each == setting:
-                            after.append(rate)
+                        if each == one.setting:
+                            one.after.append(rate)
                         print(f"    [{run + 1}/{runs}] {each}: {rate:.0f} files/s", flush=True)
-                advice.append((setting, predicted, after))
+                advice.append(one)
         lines += peers.end_lines()
     report = render(lines, items, advice, rates)
     peers.write_report("tune_check.md", report, args.quick)
@@ -89,16 +104,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(
-    lines: list[str],
-    items: int,
-    advice: list[tuple[str, float, list[float]]],
-    rates: dict[str, list[float]],
+    lines: list[str], items: int, advice: list[Advice], rates: dict[str, list[float]]
 ) -> str:
     out = peers.report_head("`fetcher tune` against the full run it recommends", lines)
     out += [
         f"- corpus: {items:,} files of 1-64 KiB from nginx on 127.0.0.1; full runs: "
         "`fetcher fetch LIST -o OUT --no-progress -q SETTING`, files/s by the wall clock "
-        "(start-up included; tune's rate is once running)",
+        "(start-up included, as in tune's forecast for the list)",
         "",
         "## Full runs",
         "",
@@ -111,25 +123,25 @@ def render(
         "",
         "## Each tune",
         "",
-        "| tune | recommended | predicted files/s | full runs after it, files/s | "
-        "full / predicted | "
-        f"within {TARGET:.0%} |",
-        "|---:|---|---:|---:|---:|---|",
+        "| tune | recommended | once running, files/s | forecast for the list, files/s | "
+        f"full runs after it, files/s | full / forecast | within {TARGET:.0%} |",
+        "|---:|---|---:|---:|---:|---:|---|",
     ]
-    for n, (setting, predicted, after) in enumerate(advice, 1):
-        full = peers.median(after)
-        r = peers.ratio(full, predicted)
+    for n, one in enumerate(advice, 1):
+        full = peers.median(one.after)
+        r = peers.ratio(full, one.forecast)
         ok = r is not None and abs(r - 1) <= TARGET
         out.append(
-            f"| {n} | `{setting}` | {predicted:,.0f} | {peers.fmt(full)} | {peers.fmt(r, '.2f')} "
-            f"| {'PASS' if ok else 'FAIL'} |"
+            f"| {n} | `{one.setting}` | {one.running:,.0f} | {one.forecast:,.0f} "
+            f"| {peers.fmt(full)} | {peers.fmt(r, '.2f')} | {'PASS' if ok else 'FAIL'} |"
         )
-    predicted = [rate for _, rate, _ in advice]
+    forecasts = [one.forecast for one in advice]
     out += [
         "",
-        f"Predicted rates across tunes: {peers.spread(predicted)} files/s "
-        f"(max / min {peers.fmt(peers.ratio(max(predicted), min(predicted)), '.2f')}); "
-        f"{len({s for s, _, _ in advice})} distinct recommendation(s) in {len(advice)} tunes. "
+        f"Forecasts across tunes: {peers.spread(forecasts)} files/s "
+        f"(max / min {peers.fmt(peers.ratio(max(forecasts), min(forecasts)), '.2f')}); "
+        f"{len({one.setting for one in advice})} distinct recommendation(s) in "
+        f"{len(advice)} tunes. "
         f"Defaults / best recommended full run: "
         f"{peers.fmt(best_ratio(rates), '.2f')}.",
         "",

@@ -53,6 +53,9 @@ STEADY = (0.1, 0.9)
 SAMPLE_EVERY_S = 0.01
 MIN_STEADY_ITEMS = 20
 """Fewer results than this: the rate counts from the first result instead."""
+COUNT_LIMIT = 200_000
+"""The list is counted (for the forecast) up to this many items: beyond, a run's fixed
+costs are a few per cent of it at most, and counting would cost seconds per million."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,12 @@ class Trial:
         return self.items_per_s, self.items_per_s
 
     @property
+    def fixed_s(self) -> float:
+        """The time the rate once running does not explain: start-up (pools, processes),
+        the last stragglers, closing down. A run pays it once, whatever its length."""
+        return max(self.seconds - self.items / max(self.items_per_s, 1e-9), 0.0)
+
+    @property
     def cpu_share(self) -> float:
         return self.cpu_s / max(self.running_s, 1e-9)
 
@@ -122,6 +131,8 @@ class Measured(Protocol):
     def spread(self) -> tuple[float, float]: ...
     @property
     def start_s(self) -> float: ...
+    @property
+    def fixed_s(self) -> float: ...
     @property
     def cpu_share(self) -> float: ...
     @property
@@ -176,6 +187,10 @@ class Setting:
     @property
     def start_s(self) -> float:
         return statistics.median(t.start_s for t in self.trials)
+
+    @property
+    def fixed_s(self) -> float:
+        return statistics.median(t.fixed_s for t in self.trials)
 
     @property
     def cpu_share(self) -> float:
@@ -309,13 +324,50 @@ def settings(trials: Sequence[Trial]) -> list[Setting]:
     return [Setting(tuple(group)) for group in groups.values()]
 
 
-def recommend(measured: Sequence[Measured]) -> Measured:
-    """The fastest setting without more failures than the best; among near-ties, one
-    process, then the defaults (`-j 16 --chunksize auto`), then fewer threads and `auto`."""
+@dataclass(frozen=True)
+class Forecast:
+    """What a real run of the list adds to a trial: its length, and fetcher's own start-up
+    (the interpreter and its imports, which no trial pays). A setting's forecast is the
+    time such a run takes: start-up, its fixed costs, then every item at its rate."""
+
+    items: int
+    """The list's items, counted up to `COUNT_LIMIT`."""
+    longer: bool = False
+    """The list goes on past `COUNT_LIMIT` items."""
+    launch_s: float = 0.0
+
+    def rate(self, m: Measured, items_per_s: float | None = None) -> float:
+        """Items per second over the whole run, at `m`'s rate once running (or another)."""
+        per_s = m.items_per_s if items_per_s is None else items_per_s
+        return self.items / (self.launch_s + m.fixed_s + self.items / max(per_s, 1e-9))
+
+    def line(self, m: Measured) -> str:
+        fixed = self.launch_s + m.fixed_s
+        seconds = fixed + self.items / max(m.items_per_s, 1e-9)
+        if self.longer:
+            return (
+                f"For this list (over {self.items:,} items): about {self.rate(m):,.0f} items/s"
+                f" or a little more ({fixed:.2f} s to start and stop)."
+            )
+        return (
+            f"For the {self.items:,} items of this list: about {self.rate(m):,.0f} items/s"
+            f" ({seconds:,.1f} s, of which {fixed:.2f} s to start and stop)."
+        )
+
+
+def recommend(measured: Sequence[Measured], forecast: Forecast | None = None) -> Measured:
+    """The fastest setting without more failures than the best, over the whole list when
+    its length is known (so that a short list is not sent to processes that start too late
+    to pay off); among near-ties, one process, then the defaults (`-j 16 --chunksize
+    auto`), then fewer threads and `auto`."""
+
+    def rate(m: Measured, items_per_s: float) -> float:
+        return items_per_s if forecast is None else forecast.rate(m, items_per_s)
+
     fewest_failures = min(m.failed for m in measured)
     clean = [m for m in measured if m.failed == fewest_failures]
-    best = max(m.items_per_s for m in clean)
-    near = [m for m in clean if m.spread[1] >= CLOSE_ENOUGH * best]
+    best = max(rate(m, m.items_per_s) for m in clean)
+    near = [m for m in clean if rate(m, m.spread[1]) >= CLOSE_ENOUGH * best]
 
     def preference(m: Measured) -> tuple[int, bool, int, bool, float]:
         default = m.workers == DEFAULT_WORKERS and m.chunksize is None
@@ -324,31 +376,34 @@ def recommend(measured: Sequence[Measured]) -> Measured:
     return min(near, key=preference)
 
 
-def table(measured: Sequence[Measured], choice: Measured) -> str:
+def table(measured: Sequence[Measured], choice: Measured, forecast: Forecast | None = None) -> str:
     """The settings as a markdown table (median rate, and its spread over the repeats),
-    then the recommendation. CPU is this process's share of the running time (not
-    measured when the work ran in child processes)."""
+    then the recommendation and, when the list's length is known, what a run of it should
+    reach. CPU is this process's share of the running time (not measured when the work ran
+    in child processes)."""
     lines = [
-        "| -j | --chunksize | --processes | start s | items/s | (min-max) | MB/s | CPU"
-        " | failed | |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| -j | --chunksize | --processes | start s | items/s | (min-max) | fixed s | MB/s"
+        " | CPU | failed | |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for m in measured:
         size = f"auto ({m.used_chunksize})" if m.chunksize is None else str(m.chunksize)
         cpu = f"{100 * m.cpu_share:.0f} %" if m.processes == 1 else "-"
-        low, high = m.spread if isinstance(m, Setting) else (m.items_per_s, m.items_per_s)
+        low, high = m.spread
         lines.append(
             f"| {m.workers} | {size} | {m.processes} | {m.start_s:.2f} | {m.items_per_s:.0f} |"
-            f" {low:.0f}-{high:.0f} | {m.bytes / max(m.seconds, 1e-9) / 1e6:.1f} | {cpu} |"
+            f" {low:.0f}-{high:.0f} | {m.fixed_s:.2f} |"
+            f" {m.bytes / max(m.seconds, 1e-9) / 1e6:.1f} | {cpu} |"
             f" {m.failed} | {'← recommended' if m is choice else ''} |"
         )
     size = "auto" if choice.chunksize is None else str(choice.chunksize)
-    processes = f" --processes {choice.processes}" if choice.processes > 1 else " --processes 1"
     lines += [
         "",
-        f"Recommended: -j {choice.workers} --chunksize {size}{processes}"
+        f"Recommended: -j {choice.workers} --chunksize {size} --processes {choice.processes}"
         f" ({choice.items_per_s:.0f} items/s once running, on this sample).",
     ]
+    if forecast is not None:
+        lines.append(forecast.line(choice))
     threads_only = [m for m in measured if m.processes == 1]
     if choice.processes > 1 and threads_only:
         lines.append(_break_even(choice, recommend(threads_only)))
@@ -356,12 +411,13 @@ def table(measured: Sequence[Measured], choice: Measured) -> str:
 
 
 def _break_even(choice: Measured, alone: Measured) -> str:
-    """Processes start later: from how many items on they finish first. (`choice` was
-    recommended over `alone`, so its rate is the higher one.)"""
+    """Processes start and stop slower: from how many items on they finish first."""
     saved_per_item = 1 / alone.items_per_s - 1 / choice.items_per_s
-    later = max(choice.start_s - alone.start_s, 0.0)
-    items = later / saved_per_item
+    later = max(choice.fixed_s - alone.fixed_s, 0.0)
+    if saved_per_item <= 0:
+        return f"-j {alone.workers} alone is as fast once running."
     return (
-        f"The processes start {later:.2f} s later than -j {alone.workers} alone, so they pay"
-        f" off on lists longer than about {items:,.0f} items."
+        f"The processes take {later:.2f} s longer to start and stop than -j {alone.workers}"
+        f" alone, so they pay off on lists longer than about {later / saved_per_item:,.0f}"
+        " items."
     )

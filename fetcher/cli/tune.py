@@ -4,6 +4,7 @@ table and one recommendation."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ from fetcher.lists import check_lists, read_lists
 from fetcher.options import FetchOptions
 from fetcher.sources import Source
 from fetcher.tune import (
+    COUNT_LIMIT,
     PROCESSES_SAMPLE,
+    Forecast,
     Trial,
     processes_to_try,
     recommend,
@@ -36,6 +39,7 @@ class TuneCommand:
     sample: int
     options: FetchOptions
     repeats: int
+    forecast: Forecast
 
     @classmethod
     def build(
@@ -52,12 +56,18 @@ class TuneCommand:
             raise UsageError("--sample must be at least 1")
         if repeats < 1:
             raise UsageError("--repeat must be at least 1")
+        # No trial pays for starting fetcher itself (an interpreter, its imports), a real
+        # run does: this process's CPU so far is that cost.
+        launch_s = time.process_time()
         options = shared.apply(FetchOptions(output_dir=output_dir or Path()))
         check_lists(lists)
-        items = list(itertools.islice(read_lists(lists, env.stdin), sample * PROCESSES_SAMPLE))
+        stream = read_lists(lists, env.stdin)
+        items = list(itertools.islice(stream, sample * PROCESSES_SAMPLE))
         if not items:
             raise UsageError("the lists hold no items to sample")
-        return cls(env, items, min(sample, len(items)), options, repeats)
+        counted = len(items) + sum(1 for _ in itertools.islice(stream, COUNT_LIMIT))
+        forecast = Forecast(min(counted, COUNT_LIMIT), counted > COUNT_LIMIT, launch_s)
+        return cls(env, items, min(sample, len(items)), options, repeats, forecast)
 
     def _say(self, line: str) -> None:
         self.env.stderr.write(line + "\n")
@@ -76,7 +86,7 @@ class TuneCommand:
                 " recommend (check the list with `fetcher fetch`)"
             )
             return ExitStatus.FAILURES
-        best = recommend(settings(trials))
+        best = recommend(settings(trials), self.forecast)
         processes = processes_to_try(best, usable_cpus())
         if processes is not None:
             self._say(
@@ -94,7 +104,8 @@ class TuneCommand:
             )
             trials += self._trials(more)
         measured = settings(trials)
-        self.env.stdout.write((table(measured, recommend(measured)) + "\n").encode())
+        choice = recommend(measured, self.forecast)
+        self.env.stdout.write((table(measured, choice, self.forecast) + "\n").encode())
         self.env.stdout.flush()
         return ExitStatus.OK
 

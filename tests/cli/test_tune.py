@@ -16,8 +16,10 @@ from fetcher.options import FetchOptions, RetryPolicy
 from fetcher.sources import parse_source
 from fetcher.tune import (
     CHUNKSIZE_GRID,
+    COUNT_LIMIT,
     MAX_PROCESSES,
     WORKERS_GRID,
+    Forecast,
     Setting,
     Trial,
     processes_to_try,
@@ -65,7 +67,33 @@ def test_tune_prints_a_table_and_one_recommendation(
     match = re.search(r"^Recommended: -j (\d+) --chunksize (\S+) ", run.stdout, re.MULTILINE)
     assert match is not None and match.group(1) == workers
     for row in rows:  # every trial fetched the whole sample without a failure
-        assert row.split("|")[9].strip() == "0"
+        assert row.split("|")[10].strip() == "0"
+    # The forecast is for the whole list (10 items), not for the sample.
+    assert re.search(r"^For the 10 items of this list: about [\d,]+ items/s", run.stdout, re.M)
+
+
+def test_tune_counts_a_long_list_only_up_to_a_limit(
+    http_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fetcher.cli import tune as command
+    from fetcher.cli.args import SharedArgs
+    from fetcher.cli.env import Environment
+
+    listing = write_list(tmp_path / "l.txt", [http_server.url(f"/x{i}") for i in range(30)])
+    env = Environment(io.BytesIO(), io.BytesIO(), io.StringIO())
+
+    def forecast(limit: int) -> Forecast:
+        monkeypatch.setattr(command, "COUNT_LIMIT", limit)
+        tuner = command.TuneCommand.build(
+            env, SharedArgs(), lists=(str(listing),), sample=2, repeats=1, output_dir=tmp_path
+        )
+        assert len(tuner.items) == 2 * command.PROCESSES_SAMPLE  # what the trials fetch
+        return tuner.forecast
+
+    assert (forecast(COUNT_LIMIT).items, forecast(COUNT_LIMIT).longer) == (30, False)
+    assert (forecast(30).items, forecast(30).longer) == (30, False)
+    assert (forecast(29).items, forecast(29).longer) == (29, True)
+    assert forecast(30).launch_s > 0  # this process's start-up, which a real run pays too
 
 
 def test_tune_fetches_only_the_sample_once_per_trial(
@@ -171,16 +199,55 @@ def test_recommend_judges_near_ties_by_each_settings_best_repeat() -> None:
 
 
 def test_table_marks_the_choice_and_names_auto_with_what_it_picked() -> None:
-    trials = [trial(4, 1, 100), trial(8, None, 150)]
+    trials = [trial(4, 1, 100), trial(8, None, 150, start_s=0.2)]
     text = table(trials, trials[1])
     chosen = next(line for line in text.splitlines() if "← recommended" in line)
-    assert chosen.startswith("| 8 | auto (1) | 1 | 0.00 | 150 | 150-150 | 0.0 | 50 % | 0 |")
+    assert chosen.startswith("| 8 | auto (1) | 1 | 0.20 | 150 | 150-150 | 0.19 | 0.0 | 50 % | 0 |")
     assert "Recommended: -j 8 --chunksize auto --processes 1 (150 items/s once running" in text
+    assert "items of this list" not in text  # no forecast without the list's length
+
+
+def test_the_fixed_cost_is_what_the_rate_once_running_does_not_explain() -> None:
+    # 101 items: the first after 0.3 s, then 100 at 200/s (0.5 s): 0.8 s in all, and 101
+    # items at 200/s explain 0.505 s of it.
+    assert trial(4, 1, 200, start_s=0.3).fixed_s == pytest.approx(0.295)
+    grouped = Setting((trial(4, 1, 200, start_s=0.1), trial(4, 1, 200, start_s=0.5),
+                       trial(4, 1, 200, start_s=0.3)))  # fmt: skip
+    assert grouped.fixed_s == pytest.approx(0.295)  # the median
+
+
+@pytest.mark.parametrize(
+    ("forecast", "line"),
+    [
+        # 0.5 s launch + 0.295 s fixed + 20,000 items at 200/s = 100.795 s.
+        (Forecast(20_000, launch_s=0.5),
+         "For the 20,000 items of this list: about 198 items/s (100.8 s, of which 0.80 s"
+         " to start and stop)."),
+        (Forecast(200, launch_s=0.5),
+         "For the 200 items of this list: about 111 items/s (1.8 s, of which 0.80 s to"
+         " start and stop)."),
+        (Forecast(COUNT_LIMIT, longer=True, launch_s=0.205),
+         f"For this list (over {COUNT_LIMIT:,} items): about 200 items/s or a little more"
+         " (0.50 s to start and stop)."),
+    ],
+)  # fmt: skip
+def test_the_forecast_is_the_whole_runs_time(forecast: Forecast, line: str) -> None:
+    chosen = trial(8, None, 200, start_s=0.3)
+    assert line in table([chosen], chosen, forecast)
+
+
+def test_a_short_list_is_not_sent_to_processes_that_cannot_pay_off() -> None:
+    alone = trial(16, None, 1000, start_s=0.02)
+    faster = trial(16, None, 2000, processes=2, start_s=0.6)
+    assert recommend([alone, faster]) is faster  # once running
+    assert recommend([alone, faster], Forecast(300)) is alone  # 0.32 s against 0.73 s
+    assert recommend([alone, faster], Forecast(20_000)) is faster
 
 
 def test_rate_is_measured_once_running() -> None:
     """Start-up (0.3 s for processes) is a fixed cost a sample weighs far more than a long
-    list: the rate counts from the first result."""
+    list: the rate counts from the first result (and the forecast adds the fixed cost back
+    once, for the whole list)."""
     assert trial(4, 1, 200, start_s=0.3).items_per_s == pytest.approx(200)
     assert trial(4, 1, 200, start_s=0.3).seconds == pytest.approx(0.8)
 
@@ -211,9 +278,9 @@ def test_table_with_processes_gives_the_break_even_list_length() -> None:
     assert row.startswith("| 16 | auto (1) | 2 | 0.32 | 2000 |")
     assert "| - |" in row  # the children's CPU is not this process's
     assert "Recommended: -j 16 --chunksize auto --processes 2 (2000 items/s" in text
-    # 0.30 s later, 0.5 ms saved per item: 600 items to break even.
-    assert "start 0.30 s later than -j 16 alone" in text
-    assert "longer than about 600 items" in text
+    # Fixed costs 0.3195 and 0.0190 s (0.30 s more), 0.5 ms saved per item: 601 items.
+    assert "take 0.30 s longer to start and stop than -j 16 alone" in text
+    assert "longer than about 601 items" in text
 
 
 def test_a_processes_trial_fetches_the_whole_sample(
@@ -281,7 +348,7 @@ def test_the_processes_trial_runs_the_winning_setting(
     )  # fmt: skip
     assert tuner.run(Interrupts()) == 0
     (_, grid), (extra_args, extra) = calls
-    best = recommend(settings(grid))
+    best = recommend(settings(grid), tuner.forecast)
     assert extra_args["processes"] == 2
     assert (extra_args["workers_grid"], extra_args["chunksize_grid"]) == (
         [best.workers],
