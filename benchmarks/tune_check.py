@@ -46,6 +46,8 @@ class Advice:
     """Items/s once running, on the sample."""
     forecast: float
     """Items/s over the whole list, fixed costs included."""
+    output: str
+    """What `tune` printed: its table, the recommendation and the forecast."""
     after: list[float] = field(default_factory=list)
 
 
@@ -58,7 +60,7 @@ def tune(fetcher: list[str], urls: Path, out: Path) -> Advice:
     if advice is None or forecast is None:
         raise RuntimeError(f"no recommendation in tune's output:\n{proc.stdout}{proc.stderr}")
     rate = float(forecast["rate"].replace(",", ""))
-    return Advice(advice["setting"], float(advice["running"]), rate)
+    return Advice(advice["setting"], float(advice["running"]), rate, proc.stdout.strip())
 
 
 def full_run(fetcher: list[str], urls: Path, out: Path, setting: str, items: int) -> float:
@@ -145,7 +147,11 @@ def render(
         f"Defaults / best recommended full run: "
         f"{peers.fmt(best_ratio(rates), '.2f')}.",
         "",
+        "## What each tune printed",
+        "",
     ]
+    for n, one in enumerate(advice, 1):
+        out += [f"### Tune {n}", "", one.output, ""]
     return "\n".join(out)
 
 

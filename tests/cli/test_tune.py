@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,36 @@ def test_tune_exits_1_when_every_item_fails_in_every_trial(
     assert "every item of the sample failed in every trial" in run.stderr
     assert "Recommended" not in run.stdout
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_tune_stops_promptly_and_leaves_nothing_behind(
+    http_server: TestServer, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    urls = [http_server.url(f"/bytes/i{i}?size=100") for i in range(3)]
+    write_list(tmp_path / "l.txt", [*urls, http_server.url("/slow?delay=60")])
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        fetcher_command("tune", "l.txt", "-o", "out"),
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 15  # the first trial waits on the slow item
+    while time.monotonic() < deadline and not any(out.glob(".fetcher-tune-*/i0")):
+        time.sleep(0.05)
+    assert any(out.glob(".fetcher-tune-*/i0")), "the first trial never started"
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == code
+    assert time.monotonic() - sent < 3
+    assert b"Traceback" not in stderr
+    assert b"Recommended" not in stdout
+    assert list(out.iterdir()) == []  # the trial's folder is gone
+    assert list(tmp.iterdir()) == []
 
 
 @pytest.mark.parametrize(
