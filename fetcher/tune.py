@@ -35,10 +35,11 @@ WORKERS_GRID = (8, 16, 32, 64)
 CHUNKSIZE_GRID: tuple[int | None, ...] = (1, None)
 REPEATS = 3
 CLOSE_ENOUGH = 0.95
-"""A setting whose best repeat came within 5 % of the fastest setting's median is a near-tie:
-among those, the defaults win, then fewer processes and threads (gentler, same speed). The
-repeats' spread, not one number, decides: trials a few per cent apart swap places from
-one `tune` to the next, and the advice should not."""
+"""A setting whose best repeat came within 5 % of the fastest setting's slowest repeat is a
+near-tie (their repeats overlap: the trials cannot tell them apart): among those, the
+defaults win, then fewer processes and threads (gentler, same speed). The repeats' spread,
+not one number, decides: trials a few per cent apart swap places from one `tune` to the
+next, and the advice should not."""
 PROCESSES_SAMPLE = 3
 """The processes trial fetches this many times the sample (when the list has them): its
 results come back a task at a time, so a short sample measures a few bursts, not a rate."""
@@ -366,8 +367,9 @@ def recommend(measured: Sequence[Measured], forecast: Forecast | None = None) ->
 
     fewest_failures = min(m.failed for m in measured)
     clean = [m for m in measured if m.failed == fewest_failures]
-    best = max(rate(m, m.items_per_s) for m in clean)
-    near = [m for m in clean if rate(m, m.spread[1]) >= CLOSE_ENOUGH * best]
+    fastest = max(clean, key=lambda m: rate(m, m.items_per_s))
+    floor = CLOSE_ENOUGH * rate(fastest, fastest.spread[0])
+    near = [m for m in clean if rate(m, m.spread[1]) >= floor]
 
     def preference(m: Measured) -> tuple[int, bool, int, bool, float]:
         default = m.workers == DEFAULT_WORKERS and m.chunksize is None
@@ -406,7 +408,7 @@ def table(measured: Sequence[Measured], choice: Measured, forecast: Forecast | N
         lines.append(forecast.line(choice))
     threads_only = [m for m in measured if m.processes == 1]
     if choice.processes > 1 and threads_only:
-        lines.append(_break_even(choice, recommend(threads_only)))
+        lines.append(_break_even(choice, recommend(threads_only, forecast)))
     return "\n".join(lines)
 
 

@@ -230,6 +230,17 @@ def test_recommend_judges_near_ties_by_each_settings_best_repeat() -> None:
     assert recommend([fastest, slow]) is fastest
 
 
+def test_a_fastest_median_lifted_by_one_lucky_repeat_does_not_win() -> None:
+    """Measured: -j 64 (693, 759, 856 items/s) against the defaults (584, 683, 695): the
+    repeats overlap, so the defaults stay; a setting whose slowest repeat clears the
+    defaults' best by more than 5 % wins."""
+    default = Setting((trial(16, None, 584), trial(16, None, 683), trial(16, None, 695)))
+    lucky = Setting((trial(64, None, 693), trial(64, None, 759), trial(64, None, 856)))
+    assert recommend([lucky, default]) is default
+    clear = Setting((trial(64, None, 740), trial(64, None, 759), trial(64, None, 856)))
+    assert recommend([clear, default]) is clear
+
+
 def test_table_marks_the_choice_and_names_auto_with_what_it_picked() -> None:
     trials = [trial(4, 1, 100), trial(8, None, 150, start_s=0.2)]
     text = table(trials, trials[1])
