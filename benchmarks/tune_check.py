@@ -33,7 +33,7 @@ from nginx import Nginx
 TARGET = 0.2
 """A full run within this share of the rate `tune` predicted."""
 ADVICE = re.compile(r"Recommended: (?P<setting>.+?) \((?P<running>[\d.]+) items/s")
-FORECAST = re.compile(r"For the [\d,]+ items of this list: about (?P<rate>[\d,]+) items/s")
+FORECAST = re.compile(r"For this list \([\d,]+ to fetch\): about (?P<rate>[\d,]+) items/s")
 DEFAULTS = "(defaults)"
 
 

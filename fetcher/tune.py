@@ -347,11 +347,11 @@ class Forecast:
         seconds = fixed + self.items / max(m.items_per_s, 1e-9)
         if self.longer:
             return (
-                f"For this list (over {self.items:,} items): about {self.rate(m):,.0f} items/s"
-                f" or a little more ({fixed:.2f} s to start and stop)."
+                f"For this list (over {self.items:,} to fetch): about {self.rate(m):,.0f}"
+                f" items/s or a little more ({fixed:.2f} s to start and stop)."
             )
         return (
-            f"For the {self.items:,} items of this list: about {self.rate(m):,.0f} items/s"
+            f"For this list ({self.items:,} to fetch): about {self.rate(m):,.0f} items/s"
             f" ({seconds:,.1f} s, of which {fixed:.2f} s to start and stop)."
         )
 

@@ -71,7 +71,7 @@ def test_tune_prints_a_table_and_one_recommendation(
     for row in rows:  # every trial fetched the whole sample without a failure
         assert row.split("|")[10].strip() == "0"
     # The forecast is for the whole list (10 items), not for the sample.
-    assert re.search(r"^For the 10 items of this list: about [\d,]+ items/s", run.stdout, re.M)
+    assert re.search(r"^For this list \(10 to fetch\): about [\d,]+ items/s", run.stdout, re.M)
 
 
 def test_tune_counts_a_long_list_only_up_to_a_limit(
@@ -247,7 +247,7 @@ def test_table_marks_the_choice_and_names_auto_with_what_it_picked() -> None:
     chosen = next(line for line in text.splitlines() if "← recommended" in line)
     assert chosen.startswith("| 8 | auto (1) | 1 | 0.20 | 150 | 150-150 | 0.19 | 0.0 | 50 % | 0 |")
     assert "Recommended: -j 8 --chunksize auto --processes 1 (150 items/s once running" in text
-    assert "items of this list" not in text  # no forecast without the list's length
+    assert "For this list" not in text  # no forecast without the list's length
 
 
 def test_the_fixed_cost_is_what_the_rate_once_running_does_not_explain() -> None:
@@ -264,13 +264,13 @@ def test_the_fixed_cost_is_what_the_rate_once_running_does_not_explain() -> None
     [
         # 0.5 s launch + 0.295 s fixed + 20,000 items at 200/s = 100.795 s.
         (Forecast(20_000, launch_s=0.5),
-         "For the 20,000 items of this list: about 198 items/s (100.8 s, of which 0.80 s"
+         "For this list (20,000 to fetch): about 198 items/s (100.8 s, of which 0.80 s"
          " to start and stop)."),
         (Forecast(200, launch_s=0.5),
-         "For the 200 items of this list: about 111 items/s (1.8 s, of which 0.80 s to"
+         "For this list (200 to fetch): about 111 items/s (1.8 s, of which 0.80 s to"
          " start and stop)."),
         (Forecast(COUNT_LIMIT, longer=True, launch_s=0.205),
-         f"For this list (over {COUNT_LIMIT:,} items): about 200 items/s or a little more"
+         f"For this list (over {COUNT_LIMIT:,} to fetch): about 200 items/s or a little more"
          " (0.50 s to start and stop)."),
     ],
 )  # fmt: skip
