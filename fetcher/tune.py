@@ -35,11 +35,11 @@ WORKERS_GRID = (8, 16, 32, 64)
 CHUNKSIZE_GRID: tuple[int | None, ...] = (1, None)
 REPEATS = 3
 CLOSE_ENOUGH = 0.95
-"""A setting whose best repeat came within 5 % of the fastest setting's slowest repeat is a
-near-tie (their repeats overlap: the trials cannot tell them apart): among those, the
-defaults win, then fewer processes and threads (gentler, same speed). The repeats' spread,
-not one number, decides: trials a few per cent apart swap places from one `tune` to the
-next, and the advice should not."""
+"""A setting whose median came within 5 % of the fastest setting's slowest repeat is a
+near-tie (the trials cannot tell them apart): among those, the defaults win, then fewer
+processes and threads (gentler, same speed). Medians on one side and the slowest repeat on
+the other, so that one lucky repeat moves the advice neither way: trials a few per cent
+apart swap places from one `tune` to the next, and the advice should not."""
 PROCESSES_SAMPLE = 3
 """The processes trial fetches this many times the sample (when the list has them): its
 results come back a task at a time, so a short sample measures a few bursts, not a rate."""
@@ -369,7 +369,7 @@ def recommend(measured: Sequence[Measured], forecast: Forecast | None = None) ->
     clean = [m for m in measured if m.failed == fewest_failures]
     fastest = max(clean, key=lambda m: rate(m, m.items_per_s))
     floor = CLOSE_ENOUGH * rate(fastest, fastest.spread[0])
-    near = [m for m in clean if rate(m, m.spread[1]) >= floor]
+    near = [m for m in clean if rate(m, m.items_per_s) >= floor]
 
     def preference(m: Measured) -> tuple[int, bool, int, bool, float]:
         default = m.workers == DEFAULT_WORKERS and m.chunksize is None
