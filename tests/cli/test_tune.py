@@ -336,6 +336,14 @@ def test_table_with_processes_gives_the_break_even_list_length() -> None:
     assert "longer than about 601 items" in text
 
 
+def test_no_break_even_when_the_processes_are_no_faster_once_running() -> None:
+    alone = trial(16, None, 1000, start_s=0.5)
+    chosen = trial(16, None, 990, processes=2)  # chosen for starting sooner, not for speed
+    text = table([alone, chosen], chosen)
+    assert "-j 16 alone is as fast once running." in text
+    assert "pay off" not in text
+
+
 def test_a_processes_trial_fetches_the_whole_sample(
     http_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
