@@ -63,11 +63,21 @@ def results_dir(quick: bool) -> Path:
 
 
 def timed_fetch(
-    fetcher: list[str], urls: Path, out: Path, items: int, options: Sequence[str]
+    fetcher: list[str],
+    urls: Path,
+    out: Path,
+    items: int,
+    options: Sequence[str],
+    *,
+    sync: bool = False,
 ) -> tuple[float, list[dict[str, Any]]]:
     """Wall seconds of `fetcher fetch URLS -o OUT --no-progress -q OPTIONS` into a fresh
-    OUT, and its manifest rows; raises unless there is one ok row per item."""
+    OUT (after a `sync`, not timed, when asked: on a real disk the last run's writes and
+    deletions must not land on this one), and its manifest rows; raises unless there is one
+    ok row per item."""
     shutil.rmtree(out, ignore_errors=True)
+    if sync:
+        os.sync()
     start = time.perf_counter()
     subprocess.run(
         [*fetcher, "fetch", str(urls), "-o", str(out), "--no-progress", "-q", *options],

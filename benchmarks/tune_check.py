@@ -14,12 +14,17 @@ is only useful if the rate holds for the whole list and the advice does not chan
    forecast for this list (its rate once running, plus the fixed costs of a run: fetcher's
    start-up, the pools' and processes', closing). Target: within 20 %.
 
-    python benchmarks/tune_check.py [--items 20000] [--tunes 3] [--runs 2]
+    python benchmarks/tune_check.py [--items 20000] [--tunes 3] [--runs 2] [--disk]
+
+With `--disk`, the outputs (tune's trials and the full runs) go to a real disk file system
+(the corpus stays on tmpfs), each full run after a `sync`, as in compare.py; the report is
+`tune_check_disk.md`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import subprocess
 import tempfile
@@ -63,10 +68,12 @@ def tune(fetcher: list[str], urls: Path, out: Path) -> Advice:
     return Advice(advice["setting"], float(advice["running"]), rate, proc.stdout.strip())
 
 
-def full_run(fetcher: list[str], urls: Path, out: Path, setting: str, items: int) -> float:
+def full_run(
+    fetcher: list[str], urls: Path, out: Path, setting: str, items: int, *, sync: bool
+) -> float:
     """Files/s of the whole list with `setting`; raises unless every row is ok."""
     options = [] if setting == DEFAULTS else setting.split()
-    wall, _ = peers.timed_fetch(fetcher, urls, out, items, options)
+    wall, _ = peers.timed_fetch(fetcher, urls, out, items, options, sync=sync)
     return items / wall
 
 
@@ -76,24 +83,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tunes", type=int, default=3)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="2,000 items, 1 tune, 1 run")
+    parser.add_argument("--disk", action="store_true", help="outputs on a real disk")
     args = parser.parse_args(argv)
     items, tunes, runs = (2_000, 1, 1) if args.quick else (args.items, args.tunes, args.runs)
     fetcher = peers.fetcher_cmd()
-    with tempfile.TemporaryDirectory(prefix="fetcher-tune-", dir="/dev/shm") as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        work = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="fetcher-tune-", dir="/dev/shm"))
+        )
         index = build_corpus(work / "www", items)
         lines = peers.context_lines(work)
+        outputs = work
+        if args.disk:
+            root, note = peers.pick_disk_root(4 * items * 64 * 1024)
+            outputs = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="fetcher-tune-", dir=root))
+            )
+            lines.append(f"- outputs on a real disk: {note}; `sync` before each full run")
         advice: list[Advice] = []
         rates: dict[str, list[float]] = {}
         with Nginx(work / "www") as server:
             urls = work / "list.txt"
             write_lines(urls, url_lines(server.base, index))
             for n in range(tunes):
-                one = tune(fetcher, urls, work / "tune-out")
+                one = tune(fetcher, urls, outputs / "tune-out")
                 print(f"  tune {n + 1}/{tunes}: {one.setting} at {one.forecast:.0f}", flush=True)
                 for run in range(runs):
                     for each in (one.setting, DEFAULTS):
-                        rate = full_run(fetcher, urls, work / "out", each, items)
+                        rate = full_run(fetcher, urls, outputs / "out", each, items, sync=args.disk)
                         rates.setdefault(each, []).append(rate)
                         if each == one.setting:
                             one.after.append(rate)
@@ -101,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                 advice.append(one)
         lines += peers.end_lines()
     report = render(lines, items, advice, rates)
-    peers.write_report("tune_check.md", report, args.quick)
+    name = "tune_check_disk.md" if args.disk else "tune_check.md"
+    peers.write_report(name, report, args.quick)
     return 0
 
 

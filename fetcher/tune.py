@@ -5,10 +5,13 @@ one default to be best everywhere; a minute of measuring on the real thing beats
 What makes the numbers honest: every setting runs several times, interleaved with the
 others (so a noisy moment does not pick the winner), and the table gives the median and
 the spread; a trial's rate is its steady state (from when a tenth of the items were done
-to when nine tenths were, as the workers finish them: neither start-up nor stragglers);
-trials write where the real run will (a throwaway folder on the output dir's disk). When
-the best thread setting keeps the interpreter busy, the same setting is tried again on
-several processes."""
+to when nine tenths were, as the workers finish them: neither start-up nor stragglers),
+and what that rate does not explain (start-up, stragglers, closing) is a fixed cost, so
+that the forecast for the list is the time a run of its length takes, not the sample's
+rate; trials write where the real run will (a throwaway folder on the output dir's disk).
+When the best thread setting keeps the interpreter busy, it runs again on a longer sample,
+on several processes and on one, interleaved: processes are judged against threads on the
+same items (a longer run writes more, and a real disk slows down as it does)."""
 
 from __future__ import annotations
 
@@ -125,6 +128,8 @@ class Measured(Protocol):
     @property
     def processes(self) -> int: ...
     @property
+    def items(self) -> int: ...
+    @property
     def failed(self) -> int: ...
     @property
     def items_per_s(self) -> float: ...
@@ -178,6 +183,10 @@ class Setting:
         return self.median.processes
 
     @property
+    def items(self) -> int:
+        return self.median.items
+
+    @property
     def failed(self) -> int:
         return max(t.failed for t in self.trials)
 
@@ -225,13 +234,13 @@ def run_trials(
     *,
     workers_grid: Sequence[int] = WORKERS_GRID,
     chunksize_grid: Sequence[int | None] = CHUNKSIZE_GRID,
-    processes: int = 1,
+    processes_grid: Sequence[int] = (1,),
     repeats: int = 1,
 ) -> Iterator[Trial]:
     """Timed fetches of the whole sample, each into a fresh folder beside `base.output_dir`
     (on its file system), every setting `repeats` times, round-robin."""
-    grid = list(itertools.product(workers_grid, chunksize_grid))
-    for _, (workers, chunksize) in itertools.product(range(repeats), grid):
+    grid = list(itertools.product(workers_grid, chunksize_grid, processes_grid))
+    for _, (workers, chunksize, processes) in itertools.product(range(repeats), grid):
         options = dataclasses.replace(
             base, workers=workers, chunksize=chunksize, processes=processes, overwrite=True
         )
@@ -318,10 +327,10 @@ def steady_rate(samples: Sequence[tuple[float, int]], items: int) -> float | Non
 
 
 def settings(trials: Sequence[Trial]) -> list[Setting]:
-    """The trials grouped by setting, in the order the settings first appear."""
-    groups: dict[tuple[int, int | None, int], list[Trial]] = {}
-    for trial in trials:
-        groups.setdefault((trial.workers, trial.chunksize, trial.processes), []).append(trial)
+    """The trials grouped by setting and sample size, in the order they first appear."""
+    groups: dict[tuple[int, int | None, int, int], list[Trial]] = {}
+    for t in trials:
+        groups.setdefault((t.workers, t.chunksize, t.processes, t.items), []).append(t)
     return [Setting(tuple(group)) for group in groups.values()]
 
 
@@ -384,16 +393,17 @@ def table(measured: Sequence[Measured], choice: Measured, forecast: Forecast | N
     reach. CPU is this process's share of the running time (not measured when the work ran
     in child processes)."""
     lines = [
-        "| -j | --chunksize | --processes | start s | items/s | (min-max) | fixed s | MB/s"
-        " | CPU | failed | |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| -j | --chunksize | --processes | items | start s | items/s | (min-max) | fixed s"
+        " | MB/s | CPU | failed | |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for m in measured:
         size = f"auto ({m.used_chunksize})" if m.chunksize is None else str(m.chunksize)
         cpu = f"{100 * m.cpu_share:.0f} %" if m.processes == 1 else "-"
         low, high = m.spread
         lines.append(
-            f"| {m.workers} | {size} | {m.processes} | {m.start_s:.2f} | {m.items_per_s:.0f} |"
+            f"| {m.workers} | {size} | {m.processes} | {m.items} | {m.start_s:.2f} |"
+            f" {m.items_per_s:.0f} |"
             f" {low:.0f}-{high:.0f} | {m.fixed_s:.2f} |"
             f" {m.bytes / max(m.seconds, 1e-9) / 1e6:.1f} | {cpu} |"
             f" {m.failed} | {'← recommended' if m is choice else ''} |"
@@ -406,7 +416,7 @@ def table(measured: Sequence[Measured], choice: Measured, forecast: Forecast | N
     ]
     if forecast is not None:
         lines.append(forecast.line(choice))
-    threads_only = [m for m in measured if m.processes == 1]
+    threads_only = [m for m in measured if m.processes == 1 and m.items == choice.items]
     if choice.processes > 1 and threads_only:
         lines.append(_break_even(choice, recommend(threads_only, forecast)))
     return "\n".join(lines)

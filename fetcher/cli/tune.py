@@ -90,21 +90,24 @@ class TuneCommand:
         processes = processes_to_try(best, usable_cpus())
         if processes is not None:
             self._say(
-                f"  CPU-bound at -j {best.workers}: the same on {processes} processes"
-                f" ({len(self.items)} items per trial)"
+                f"  CPU-bound at -j {best.workers}: the same on 1 and {processes} processes,"
+                f" {len(self.items)} items per trial"
             )
-            more = run_trials(
-                self.items,
-                self.options,
-                interrupts.check,
-                workers_grid=[best.workers],
-                chunksize_grid=[best.chunksize],
-                processes=processes,
-                repeats=self.repeats,
+            trials += self._trials(
+                run_trials(
+                    self.items,
+                    self.options,
+                    interrupts.check,
+                    workers_grid=[best.workers],
+                    chunksize_grid=[best.chunksize],
+                    processes_grid=[1, processes],
+                    repeats=self.repeats,
+                )
             )
-            trials += self._trials(more)
         measured = settings(trials)
-        choice = recommend(measured, self.forecast)
+        # With a processes trial, threads and processes are judged on the same items.
+        finalists = [m for m in measured if processes is None or m.items == len(self.items)]
+        choice = recommend(finalists, self.forecast)
         self.env.stdout.write((table(measured, choice, self.forecast) + "\n").encode())
         self.env.stdout.flush()
         return ExitStatus.OK

@@ -69,7 +69,8 @@ def test_tune_prints_a_table_and_one_recommendation(
     match = re.search(r"^Recommended: -j (\d+) --chunksize (\S+) ", run.stdout, re.MULTILINE)
     assert match is not None and match.group(1) == workers
     for row in rows:  # every trial fetched the whole sample without a failure
-        assert row.split("|")[10].strip() == "0"
+        assert row.split("|")[11].strip() == "0"
+        assert row.split("|")[4].strip() == "4"  # items per trial
     # The forecast is for the whole list (10 items), not for the sample.
     assert re.search(r"^For this list \(10 to fetch\): about [\d,]+ items/s", run.stdout, re.M)
 
@@ -255,7 +256,9 @@ def test_table_marks_the_choice_and_names_auto_with_what_it_picked() -> None:
     trials = [trial(4, 1, 100), trial(8, None, 150, start_s=0.2)]
     text = table(trials, trials[1])
     chosen = next(line for line in text.splitlines() if "← recommended" in line)
-    assert chosen.startswith("| 8 | auto (1) | 1 | 0.20 | 150 | 150-150 | 0.19 | 0.0 | 50 % | 0 |")
+    assert chosen.startswith(
+        "| 8 | auto (1) | 1 | 101 | 0.20 | 150 | 150-150 | 0.19 | 0.0 | 50 % | 0 |"
+    )
     assert "Recommended: -j 8 --chunksize auto --processes 1 (150 items/s once running" in text
     assert "For this list" not in text  # no forecast without the list's length
 
@@ -328,7 +331,7 @@ def test_table_with_processes_gives_the_break_even_list_length() -> None:
     chosen = trial(16, None, 2000, processes=2, start_s=0.32)
     text = table([alone, chosen], chosen)
     row = next(line for line in text.splitlines() if "← recommended" in line)
-    assert row.startswith("| 16 | auto (1) | 2 | 0.32 | 2000 |")
+    assert row.startswith("| 16 | auto (1) | 2 | 101 | 0.32 | 2000 |")
     assert "| - |" in row  # the children's CPU is not this process's
     assert "Recommended: -j 16 --chunksize auto --processes 2 (2000 items/s" in text
     # Fixed costs 0.3195 and 0.0190 s (0.30 s more), 0.5 ms saved per item: 601 items.
@@ -351,7 +354,9 @@ def test_a_processes_trial_fetches_the_whole_sample(
         parse_source(http_server.url(f"/bytes/p{i}?size=500"), i, tmp_path) for i in range(12)
     ]
     base = FetchOptions(output_dir=tmp_path, retry=RetryPolicy(retries=0))
-    (result,) = run_trials(sample, base, workers_grid=[4], chunksize_grid=[None], processes=2)
+    (result,) = run_trials(
+        sample, base, workers_grid=[4], chunksize_grid=[None], processes_grid=[2]
+    )
     assert (result.processes, result.items, result.failed) == (2, 12, 0)
     assert result.bytes == 12 * 500
     assert 0 < result.start_s <= result.seconds
@@ -402,7 +407,8 @@ def test_the_processes_trial_runs_the_winning_setting(
 
     monkeypatch.setattr(command, "run_trials", recorded)
     monkeypatch.setattr(command, "processes_to_try", lambda best, cpus: 2)
-    env = Environment(io.BytesIO(), io.BytesIO(), io.StringIO())
+    out = io.BytesIO()
+    env = Environment(io.BytesIO(), out, io.StringIO())
     tuner = command.TuneCommand.build(
         env, SharedArgs(retries=0), lists=(str(listing),), sample=4, repeats=1,
         output_dir=tmp_path / "o",
@@ -410,11 +416,16 @@ def test_the_processes_trial_runs_the_winning_setting(
     assert tuner.run(Interrupts()) == 0
     (_, grid), (extra_args, extra) = calls
     best = recommend(settings(grid), tuner.forecast)
-    assert extra_args["processes"] == 2
+    assert extra_args["processes_grid"] == [1, 2]
     assert (extra_args["workers_grid"], extra_args["chunksize_grid"]) == (
         [best.workers],
         [best.chunksize],
     )
-    # The thread trials fetch the sample; the processes trial up to three times as much.
+    # The thread trials fetch the sample; the processes trial, and the same setting on one
+    # process beside it, up to three times as much, interleaved.
     assert {t.items for t in grid} == {4}
-    assert {t.items for t in extra} == {12}
+    assert [(t.processes, t.items) for t in extra] == [(1, 12), (2, 12)]
+    # Only those two decide: the recommendation is one of them.
+    text = out.getvalue().decode()
+    chosen = next(line for line in text.splitlines() if "← recommended" in line)
+    assert chosen.startswith(f"| {best.workers} |") and "| 12 |" in chosen
