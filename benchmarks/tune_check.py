@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             outputs = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="fetcher-tune-", dir=root))
             )
-            lines.append(f"- outputs on a real disk: {note}; `sync` before each full run")
+            lines.append(f"outputs on a real disk: {note}; `sync` before each full run")
         advice: list[Advice] = []
         rates: dict[str, list[float]] = {}
         with Nginx(work / "www") as server:
