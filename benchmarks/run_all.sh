@@ -48,6 +48,7 @@ step "$here/latency_compare.py" "${quick[@]}"
 step "$here/syscalls.py" "${quick[@]}"
 step "$here/naming.py" "${quick[@]}"
 step "$here/tune_check.py" "${quick[@]}"
+step "$here/tune_check.py" --disk "${quick[@]}"
 step "$here/auto_cost.py" "${quick[@]}"
 if [ "${#quick[@]}" -gt 0 ]; then
     step "$here/sweep.py" --quick --runs 1
