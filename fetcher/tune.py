@@ -37,12 +37,14 @@ from fetcher.temps import STATE_DIR
 WORKERS_GRID = (8, 16, 32, 64)
 CHUNKSIZE_GRID: tuple[int | None, ...] = (1, None)
 REPEATS = 3
-CLOSE_ENOUGH = 0.95
-"""A setting whose median came within 5 % of the fastest setting's slowest repeat is a
+CLOSE_ENOUGH = 0.9
+"""A setting whose median came within 10 % of the fastest setting's slowest repeat is a
 near-tie (the trials cannot tell them apart): among those, the defaults win, then fewer
 processes and threads (gentler, same speed). Medians on one side and the slowest repeat on
-the other, so that one lucky repeat moves the advice neither way: trials a few per cent
-apart swap places from one `tune` to the next, and the advice should not."""
+the other, so that one lucky repeat moves the advice neither way; and 10 %, because the
+repeats of one setting spread that much on a busy machine (five tunes on 2 shared cores:
+often 10-15 %), so that settings within the noise do not swap places from one `tune` to
+the next."""
 PROCESSES_SAMPLE = 3
 """The processes trial fetches this many times the sample (when the list has them): its
 results come back a task at a time, so a short sample measures a few bursts, not a rate."""

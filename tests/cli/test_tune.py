@@ -222,7 +222,7 @@ def test_recommend_keeps_the_defaults_among_near_ties() -> None:
 
 
 def test_recommend_judges_near_ties_by_medians_against_the_fastests_slowest_repeat() -> None:
-    """A setting whose median reaches within 5 % of the fastest setting's slowest repeat is
+    """A setting whose median reaches within 10 % of the fastest setting's slowest repeat is
     a near-tie: noise must not flip the advice from one tune to the next, in either
     direction."""
     default = Setting((trial(16, None, 170), trial(16, None, 196), trial(16, None, 200)))
@@ -234,13 +234,23 @@ def test_recommend_judges_near_ties_by_medians_against_the_fastests_slowest_repe
 
 def test_a_fastest_median_lifted_by_one_lucky_repeat_does_not_win() -> None:
     """Measured: -j 64 (693, 759, 856 items/s) against the defaults (584, 683, 695): the
-    fastest's slowest repeat is within 5 % of the defaults' median, so the defaults stay; a
-    setting whose slowest repeat clears the defaults' median by more than 5 % wins."""
+    fastest's slowest repeat is within 10 % of the defaults' median, so the defaults stay; a
+    setting whose slowest repeat clears the defaults' median by more than 10 % wins."""
     default = Setting((trial(16, None, 584), trial(16, None, 683), trial(16, None, 695)))
     lucky = Setting((trial(64, None, 693), trial(64, None, 759), trial(64, None, 856)))
     assert recommend([lucky, default]) is default
-    clear = Setting((trial(64, None, 740), trial(64, None, 759), trial(64, None, 856)))
+    clear = Setting((trial(64, None, 770), trial(64, None, 800), trial(64, None, 856)))
     assert recommend([clear, default]) is clear
+
+
+def test_settings_within_the_noise_of_a_busy_machine_leave_the_defaults() -> None:
+    """Measured in one tune (2 shared cores, every thread setting CPU-bound at one core):
+    the defaults' median 653 items/s is 5.5 % under the slowest repeat of the fastest
+    (-j 64: 691, 758, 771), inside the spread of either; -j 8 (686-689) must not win."""
+    default = Setting((trial(16, None, 634), trial(16, None, 653), trial(16, None, 737)))
+    fastest = Setting((trial(64, None, 691), trial(64, None, 758), trial(64, None, 771)))
+    fewer = Setting((trial(8, None, 686), trial(8, None, 687), trial(8, None, 689)))
+    assert recommend([fewer, default, fastest], Forecast(20_000, launch_s=0.4)) is default
 
 
 def test_one_lucky_repeat_does_not_hold_back_a_clearly_faster_setting() -> None:
