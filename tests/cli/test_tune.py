@@ -373,6 +373,20 @@ def test_a_processes_trial_fetches_the_whole_sample(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_each_trial_starts_on_a_disk_at_rest(
+    http_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last trial's writes and deletions are flushed (untimed) before the next starts:
+    a real run does not start on a disk busy with them."""
+    synced: list[list[Path]] = []
+    monkeypatch.setattr(tune_module.os, "sync", lambda: synced.append(list(tmp_path.iterdir())))
+    sample = [parse_source(http_server.url(f"/bytes/d{i}?size=50"), i, tmp_path) for i in range(5)]
+    base = FetchOptions(output_dir=tmp_path, retry=RetryPolicy(retries=0))
+    trials = list(run_trials(sample, base, workers_grid=[2, 4], chunksize_grid=[None]))
+    assert len(trials) == 2
+    assert synced == [[], []]  # once per trial, after the last trial's folder was removed
+
+
 def test_repeats_run_round_robin_and_report_median_and_spread(
     http_server: TestServer, tmp_path: Path
 ) -> None:
