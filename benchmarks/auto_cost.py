@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 run: a smoke test")
     args = parser.parse_args(argv)
+    peers.interrupt_on_sigterm()
     runs, short, files = (1, 100, 300) if args.quick else (args.runs, args.short, args.files)
     fetcher = peers.fetcher_cmd()
     cases = [

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="500 items, 1 run: a smoke test")
     args = parser.parse_args(argv)
+    peers.interrupt_on_sigterm()
     lengths = [500] if args.quick else [int(n) for n in args.items.split(",")]
     runs = 1 if args.quick else args.runs
     fetcher = peers.fetcher_cmd()

@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2,000 items, 1 tune, 1 run")
     parser.add_argument("--disk", action="store_true", help="outputs on a real disk")
     args = parser.parse_args(argv)
+    peers.interrupt_on_sigterm()
     items, tunes, runs = (2_000, 1, 1) if args.quick else (args.items, args.tunes, args.runs)
     fetcher = peers.fetcher_cmd()
     with contextlib.ExitStack() as stack:
