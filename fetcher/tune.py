@@ -256,8 +256,7 @@ def _trial(
     parent = Path(options.output_dir).absolute()
     parent.mkdir(parents=True, exist_ok=True)
     # A real run starts on a disk at rest, not on one still writing out the last trial's
-    # files and deletions (on ext4 the state store's checkpoints wait behind them: trials
-    # ran at 0.65x what the same run reached after a sync).
+    # files and deletions (so does each full run tune_check compares with).
     os.sync()
     folder = Path(tempfile.mkdtemp(prefix=".fetcher-tune-", dir=parent))
     # As the real run does: a manifest, the state store, the files, all on that disk.
@@ -353,14 +352,17 @@ class Forecast:
     """The list goes on past `COUNT_LIMIT` items."""
     launch_s: float = 0.0
 
-    def rate(self, m: Measured, items_per_s: float | None = None) -> float:
-        """Items per second over the whole run, at `m`'s rate once running (or another)."""
+    def seconds(self, m: Measured, items_per_s: float | None = None) -> float:
+        """The whole run's time, at `m`'s rate once running (or another)."""
         per_s = m.items_per_s if items_per_s is None else items_per_s
-        return self.items / (self.launch_s + m.fixed_s + self.items / max(per_s, 1e-9))
+        return self.launch_s + m.fixed_s + self.items / max(per_s, 1e-9)
+
+    def rate(self, m: Measured, items_per_s: float | None = None) -> float:
+        """Items per second over the whole run."""
+        return self.items / self.seconds(m, items_per_s)
 
     def line(self, m: Measured) -> str:
-        fixed = self.launch_s + m.fixed_s
-        seconds = fixed + self.items / max(m.items_per_s, 1e-9)
+        fixed, seconds = self.launch_s + m.fixed_s, self.seconds(m)
         if self.longer:
             return (
                 f"For this list (over {self.items:,} to fetch): about {self.rate(m):,.0f}"
