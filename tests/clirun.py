@@ -67,6 +67,17 @@ def run_fetcher(*args: str, cwd: Path, stdin: bytes | None = None, timeout: floa
         )
 
 
+def stop_with(proc: subprocess.Popen[bytes], sig: int, *, within: float = 3) -> tuple[bytes, bytes]:
+    """Send `sig` as a user's Ctrl-C or `kill` does, and wait: the process must be gone
+    within `within` seconds, without a traceback. Its stdout and stderr."""
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=15)
+    assert time.monotonic() - sent < within
+    assert b"Traceback" not in stderr
+    return stdout, stderr
+
+
 def read_manifest(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 

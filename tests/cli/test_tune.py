@@ -30,7 +30,7 @@ from fetcher.tune import (
     settings,
     table,
 )
-from tests.clirun import fetcher_command, write_list
+from tests.clirun import fetcher_command, stop_with, write_list
 from tests.server import TestServer
 
 TRIALS = len(WORKERS_GRID) * len(CHUNKSIZE_GRID)
@@ -154,12 +154,8 @@ def test_an_interrupted_tune_stops_promptly_and_leaves_nothing_behind(
     while time.monotonic() < deadline and not any(out.glob(".fetcher-tune-*/i0")):
         time.sleep(0.05)
     assert any(out.glob(".fetcher-tune-*/i0")), "the first trial never started"
-    sent = time.monotonic()
-    proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=15)
+    stdout, _ = stop_with(proc, sig)
     assert proc.returncode == code
-    assert time.monotonic() - sent < 3
-    assert b"Traceback" not in stderr
     assert b"Recommended" not in stdout
     assert list(out.iterdir()) == []  # the trial's folder is gone
     assert list(tmp.iterdir()) == []
