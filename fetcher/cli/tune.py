@@ -23,6 +23,7 @@ from fetcher.tune import (
     PROCESSES_SAMPLE,
     Forecast,
     Trial,
+    TrialFolders,
     processes_to_try,
     recommend,
     run_trials,
@@ -75,35 +76,41 @@ class TuneCommand:
 
     def run(self, interrupts: Interrupts) -> ExitStatus:
         self._say(f"Sampling {self.sample} items per trial, each setting {self.repeats} times...")
-        trials = self._trials(
-            run_trials(
-                self.items[: self.sample], self.options, interrupts.check, repeats=self.repeats
-            )
-        )
-        if all(t.failed == t.items for t in trials):
-            self._say(
-                "fetcher: every item of the sample failed in every trial; nothing to"
-                " recommend (check the list with `fetcher fetch`)"
-            )
-            return ExitStatus.FAILURES
-        best = recommend(settings(trials), self.forecast)
-        processes = processes_to_try(best, usable_cpus())
-        if processes is not None:
-            self._say(
-                f"  CPU-bound at -j {best.workers}: the same on 1 and {processes} processes,"
-                f" {len(self.items)} items per trial"
-            )
-            trials += self._trials(
+        with TrialFolders(self.options.output_dir) as folders:
+            trials = self._trials(
                 run_trials(
-                    self.items,
+                    self.items[: self.sample],
                     self.options,
+                    folders,
                     interrupts.check,
-                    workers_grid=[best.workers],
-                    chunksize_grid=[best.chunksize],
-                    processes_grid=[1, processes],
                     repeats=self.repeats,
                 )
             )
+            if all(t.failed == t.items for t in trials):
+                self._say(
+                    "fetcher: every item of the sample failed in every trial; nothing to"
+                    " recommend (check the list with `fetcher fetch`)"
+                )
+                return ExitStatus.FAILURES
+            best = recommend(settings(trials), self.forecast)
+            processes = processes_to_try(best, usable_cpus())
+            if processes is not None:
+                self._say(
+                    f"  CPU-bound at -j {best.workers}: the same on 1 and {processes} processes,"
+                    f" {len(self.items)} items per trial"
+                )
+                trials += self._trials(
+                    run_trials(
+                        self.items,
+                        self.options,
+                        folders,
+                        interrupts.check,
+                        workers_grid=[best.workers],
+                        chunksize_grid=[best.chunksize],
+                        processes_grid=[1, processes],
+                        repeats=self.repeats,
+                    )
+                )
         measured = settings(trials)
         # With a processes trial, threads and processes are judged on the same items.
         finalists = [m for m in measured if processes is None or m.items == len(self.items)]

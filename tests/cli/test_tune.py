@@ -24,6 +24,7 @@ from fetcher.tune import (
     Forecast,
     Setting,
     Trial,
+    TrialFolders,
     processes_to_try,
     recommend,
     run_trials,
@@ -360,27 +361,42 @@ def test_a_processes_trial_fetches_the_whole_sample(
         parse_source(http_server.url(f"/bytes/p{i}?size=500"), i, tmp_path) for i in range(12)
     ]
     base = FetchOptions(output_dir=tmp_path, retry=RetryPolicy(retries=0))
-    (result,) = run_trials(
-        sample, base, workers_grid=[4], chunksize_grid=[None], processes_grid=[2]
-    )
+    with TrialFolders(tmp_path) as folders:
+        (result,) = run_trials(
+            sample, base, folders, workers_grid=[4], chunksize_grid=[None], processes_grid=[2]
+        )
     assert (result.processes, result.items, result.failed) == (2, 12, 0)
     assert result.bytes == 12 * 500
     assert 0 < result.start_s <= result.seconds
     assert list(tmp_path.iterdir()) == []
 
 
-def test_each_trial_starts_on_a_disk_at_rest(
+def test_each_trial_starts_on_a_disk_at_rest_and_no_trial_deletes_before_the_last(
     http_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The last trial's writes and deletions are flushed (untimed) before the next starts:
-    a real run does not start on a disk busy with them."""
-    synced: list[list[Path]] = []
-    monkeypatch.setattr(tune_module.os, "sync", lambda: synced.append(list(tmp_path.iterdir())))
+    """The last trial's writes are flushed (untimed) before the next starts, as a real run
+    does not start on a disk busy with them; and its files are emptied, not deleted, until
+    all trials are done (on an ext4 without a journal, deleted inodes slow the creates
+    after them)."""
+    seen: list[dict[str, int]] = []
+
+    def sync() -> None:  # what the earlier trials left: every file, and its size
+        files = (f for f in tmp_path.rglob("*") if f.is_file())
+        seen.append({str(f.relative_to(tmp_path)): f.stat().st_size for f in files})
+
+    monkeypatch.setattr(tune_module.os, "sync", sync)
     sample = [parse_source(http_server.url(f"/bytes/d{i}?size=50"), i, tmp_path) for i in range(5)]
     base = FetchOptions(output_dir=tmp_path, retry=RetryPolicy(retries=0))
-    trials = list(run_trials(sample, base, workers_grid=[2, 4], chunksize_grid=[None]))
+    with TrialFolders(tmp_path) as folders:
+        trials = list(run_trials(sample, base, folders, workers_grid=[2, 4], chunksize_grid=[None]))
+        first, second = sorted(tmp_path.iterdir())  # both trials' folders, until the end
     assert len(trials) == 2
-    assert synced == [[], []]  # once per trial, after the last trial's folder was removed
+    assert len(seen) == 2 and seen[0] == {}  # once per trial, before it
+    outputs = {name for name in seen[1] if "/.fetcher/" not in name}
+    assert len(outputs) == 5 and all(name.startswith(".fetcher-tune-") for name in outputs)
+    assert set(seen[1].values()) == {0}  # kept, but empty: their space given back
+    assert not first.exists() and not second.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_repeats_run_round_robin_and_report_median_and_spread(
@@ -388,7 +404,10 @@ def test_repeats_run_round_robin_and_report_median_and_spread(
 ) -> None:
     sample = [parse_source(http_server.url(f"/bytes/r{i}?size=50"), i, tmp_path) for i in range(30)]
     base = FetchOptions(output_dir=tmp_path, retry=RetryPolicy(retries=0))
-    trials = list(run_trials(sample, base, workers_grid=[2, 4], chunksize_grid=[None], repeats=3))
+    with TrialFolders(tmp_path) as folders:
+        trials = list(
+            run_trials(sample, base, folders, workers_grid=[2, 4], chunksize_grid=[None], repeats=3)
+        )
     assert [t.workers for t in trials] == [2, 4, 2, 4, 2, 4]  # interleaved
     assert all(t.steady_rate is not None for t in trials)  # 30 results: a steady state
     grouped = settings(trials)
