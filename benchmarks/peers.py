@@ -613,8 +613,21 @@ def pick_disk_root(need: int, preferred: Path | None = None) -> tuple[Path, str]
         fstype, _, source = proc.stdout.strip().partition(" ")
         seen.append(f"{folder}: {fstype or 'unknown'}")
         if fstype in REAL_FILE_SYSTEMS and shutil.disk_usage(folder).free >= need:
-            return folder, f"{fstype} on {source.strip()} ({folder})"
+            device = source.strip()
+            return folder, f"{fstype} on {device} ({folder}){journal_note(fstype, device)}"
     raise HarnessError(f"no real disk with {need // MIB} MiB free: {'; '.join(seen)}")
+
+
+def journal_note(fstype: str, device: str) -> str:
+    """`, no journal` for an ext4 without one: there the kernel skips inodes freed in the
+    last 1-6 minutes when it creates a file, scanning past each of them, so a run's speed
+    depends on how many files were deleted just before it (up to 2x measured here)."""
+    if fstype != "ext4":
+        return ""
+    journaled = Path("/proc/fs/jbd2").is_dir() and any(
+        entry.name.startswith(f"{Path(device).name}-") for entry in Path("/proc/fs/jbd2").iterdir()
+    )
+    return "" if journaled else ", no journal"
 
 
 @dataclass(frozen=True)

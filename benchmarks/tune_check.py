@@ -15,10 +15,13 @@ is only useful if the rate holds for the whole list and the advice does not chan
    start-up, the pools' and processes', closing). Target: within 20 %.
 
     python benchmarks/tune_check.py [--items 20000] [--tunes 3] [--runs 2] [--disk]
+        [--disk-dir DIR]
 
 With `--disk`, the outputs (tune's trials and the full runs) go to a real disk file system
 (the corpus stays on tmpfs), each full run after a `sync`, as in compare.py; the report is
-`tune_check_disk.md`.
+`tune_check_disk.md`, or `tune_check_disk_nojournal.md` on an ext4 without a journal (there
+a run slows down after files were deleted: see `peers.journal_note`). `--disk-dir` picks
+the disk (and implies `--disk`).
 """
 
 from __future__ import annotations
@@ -84,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="2,000 items, 1 tune, 1 run")
     parser.add_argument("--disk", action="store_true", help="outputs on a real disk")
+    parser.add_argument("--disk-dir", type=Path, help="folder on a real disk (default: found)")
     args = parser.parse_args(argv)
+    args.disk = args.disk or args.disk_dir is not None
     peers.interrupt_on_sigterm()
     items, tunes, runs = (2_000, 1, 1) if args.quick else (args.items, args.tunes, args.runs)
     fetcher = peers.fetcher_cmd()
@@ -94,13 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         index = build_corpus(work / "www", items)
         lines = peers.context_lines(work)
-        outputs = work
+        outputs, name = work, "tune_check.md"
         if args.disk:
-            root, note = peers.pick_disk_root(4 * items * 64 * 1024)
+            root, note = peers.pick_disk_root(4 * items * 64 * 1024, args.disk_dir)
             outputs = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="fetcher-tune-", dir=root))
             )
             lines.append(f"outputs on a real disk: {note}; `sync` before each full run")
+            name = "tune_check_disk_nojournal.md" if "no journal" in note else "tune_check_disk.md"
         advice: list[Advice] = []
         rates: dict[str, list[float]] = {}
         with Nginx(work / "www") as server:
@@ -119,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
                 advice.append(one)
         lines += peers.end_lines()
     report = render(lines, items, advice, rates)
-    name = "tune_check_disk.md" if args.disk else "tune_check.md"
     peers.write_report(name, report, args.quick)
     return 0
 
