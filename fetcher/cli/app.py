@@ -246,7 +246,7 @@ def tune(
     quiet: args.Quiet = False,
 ) -> None:
     """Fetch a sample of the lists under several -j/--chunksize settings, each a few times
-    (into a temporary folder on the output dir's disk, deleted after each trial), and
+    (into temporary folders on the output dir's disk, deleted when the tune ends), and
     recommend the fastest; when the CPU is the limit, try --processes too."""
     from fetcher.cli.runner import execute
     from fetcher.cli.tune import TuneCommand
