@@ -35,8 +35,9 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -616,6 +617,32 @@ def pick_disk_root(need: int, preferred: Path | None = None) -> tuple[Path, str]
             device = source.strip()
             return folder, f"{fstype} on {device} ({folder}){journal_note(fstype, device)}"
     raise HarnessError(f"no real disk with {need // MIB} MiB free: {'; '.join(seen)}")
+
+
+@contextlib.contextmanager
+def journaled_ext4(root: Path, size: int) -> Iterator[tuple[Path, str]]:
+    """A fresh ext4 with a journal (mkfs.ext4's default, as on most users' disks), in a
+    sparse image of `size` bytes under `root` on the real disk, loop-mounted for the run,
+    then unmounted and deleted; and its description. Needs root."""
+    with tempfile.TemporaryDirectory(prefix="fetcher-ext4-", dir=root) as tmp:
+        image, mount = Path(tmp) / "ext4.img", Path(tmp) / "mnt"
+        mount.mkdir()
+        with open(image, "wb") as f:
+            f.truncate(size)
+        for cmd in (
+            ["mkfs.ext4", "-q", "-F", str(image)],
+            ["mount", "-o", "loop", str(image), str(mount)],
+        ):
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+            if proc.returncode != 0:
+                raise HarnessError(f"{shlex.join(cmd)}: {proc.stderr.strip()} (needs root)")
+        try:
+            yield (
+                mount,
+                f"ext4 with a journal, a {size / 2**30:.0f} GiB image loop-mounted from {root}",
+            )
+        finally:
+            subprocess.run(["umount", str(mount)], capture_output=True, timeout=120, check=False)
 
 
 def journal_note(fstype: str, device: str) -> str:

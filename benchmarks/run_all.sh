@@ -5,7 +5,9 @@
 #   latency_compare.py  behind 0-100 ms of latency, peers at equal connections, many hosts
 #   syscalls.py         system calls per item against wget (strace -f -c, real disk)
 #   naming.py           many items sharing one flat name against the indexed layout
-#   tune_check.py       `fetcher tune`'s advice against the full run it recommends
+#   tune_check.py       `fetcher tune`'s advice against the full run it recommends (tmpfs,
+#                       the real disk, and as root a journaled ext4 image on it)
+#   deleted_inodes.py   how fast the real disk creates files right after deletions
 #   auto_cost.py        the default (--processes auto) against threads alone where it
 #                       should not act: a short list, a latency-bound list
 #   sweep.py            fetcher's chunksize x workers, with its plot
@@ -14,7 +16,7 @@
 #                       item, two workers in network namespaces, the 100M-URL plan
 # Results: benchmarks/results/*.md (with --quick: benchmarks/results/quick/).
 #
-#   bash benchmarks/run_all.sh                  # full: about 50 minutes on 2 cores
+#   bash benchmarks/run_all.sh                  # full: about 75 minutes on 2 cores
 #   bash benchmarks/run_all.sh --quick          # smoke test: about 3 minutes
 #   bash benchmarks/run_all.sh --with-cluster   # full, plus cluster.py: about 8 minutes more
 #
@@ -49,6 +51,11 @@ step "$here/syscalls.py" "${quick[@]}"
 step "$here/naming.py" "${quick[@]}"
 step "$here/tune_check.py" "${quick[@]}"
 step "$here/tune_check.py" --disk "${quick[@]}"
+step "$here/deleted_inodes.py" "${quick[@]}"
+if [ "$(id -u)" -eq 0 ]; then # the journaled ext4 image is loop-mounted
+    step "$here/tune_check.py" --journaled "${quick[@]}"
+    step "$here/deleted_inodes.py" --journaled "${quick[@]}"
+fi
 step "$here/auto_cost.py" "${quick[@]}"
 if [ "${#quick[@]}" -gt 0 ]; then
     step "$here/sweep.py" --quick --runs 1

@@ -15,13 +15,14 @@ is only useful if the rate holds for the whole list and the advice does not chan
    start-up, the pools' and processes', closing). Target: within 20 %.
 
     python benchmarks/tune_check.py [--items 20000] [--tunes 3] [--runs 2] [--disk]
-        [--disk-dir DIR]
+        [--disk-dir DIR] [--journaled]
 
 With `--disk`, the outputs (tune's trials and the full runs) go to a real disk file system
 (the corpus stays on tmpfs), each full run after a `sync`, as in compare.py; the report is
 `tune_check_disk.md`, or `tune_check_disk_nojournal.md` on an ext4 without a journal (there
-a run slows down after files were deleted: see `peers.journal_note`). `--disk-dir` picks
-the disk (and implies `--disk`).
+a run slows down after files were deleted: see `deleted_inodes.py`). `--disk-dir` picks
+the disk; `--journaled` writes to a fresh ext4 with a journal, an image on that disk
+loop-mounted for the run (root only). Both imply `--disk`.
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2,000 items, 1 tune, 1 run")
     parser.add_argument("--disk", action="store_true", help="outputs on a real disk")
     parser.add_argument("--disk-dir", type=Path, help="folder on a real disk (default: found)")
+    parser.add_argument("--journaled", action="store_true", help="a journaled ext4 image on it")
     args = parser.parse_args(argv)
-    args.disk = args.disk or args.disk_dir is not None
+    args.disk = args.disk or args.disk_dir is not None or args.journaled
     peers.interrupt_on_sigterm()
     items, tunes, runs = (2_000, 1, 1) if args.quick else (args.items, args.tunes, args.runs)
     fetcher = peers.fetcher_cmd()
@@ -101,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         lines = peers.context_lines(work)
         outputs, name = work, "tune_check.md"
         if args.disk:
-            root, note = peers.pick_disk_root(4 * items * 64 * 1024, args.disk_dir)
+            need = 4 * items * 64 * 1024
+            root, note = peers.pick_disk_root(need, args.disk_dir)
+            if args.journaled:
+                root, note = stack.enter_context(peers.journaled_ext4(root, need))
             outputs = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="fetcher-tune-", dir=root))
             )
