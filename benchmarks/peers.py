@@ -775,6 +775,9 @@ def tool_version(argv: list[str]) -> str:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unavailable ({exc})"
+    if proc.returncode != 0:
+        last = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        return f"unavailable ({last[0]})"
     lines = (proc.stdout or proc.stderr).strip().splitlines()
     return lines[0] if lines else "unknown"
 
