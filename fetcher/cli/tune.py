@@ -15,6 +15,7 @@ from fetcher.cli.env import Environment
 from fetcher.cli.exit import ExitStatus
 from fetcher.cli.interrupts import Interrupts
 from fetcher.errors import UsageError
+from fetcher.filesystems import ext4_without_journal
 from fetcher.lists import check_lists, read_lists
 from fetcher.options import FetchOptions
 from fetcher.sources import Source
@@ -115,7 +116,15 @@ class TuneCommand:
         # With a processes trial, threads and processes are judged on the same items.
         finalists = [m for m in measured if processes is None or m.items == len(self.items)]
         choice = recommend(finalists, self.forecast)
-        self.env.stdout.write((table(measured, choice, self.forecast) + "\n").encode())
+        text = table(measured, choice, self.forecast)
+        if ext4_without_journal(self.options.output_dir):
+            text += (
+                f"\n{self.options.output_dir} is on an ext4 file system without a journal:"
+                " there, for one to six minutes after many files were deleted (this tune's"
+                " trial files too), creating files is slower, and a run may fall well short"
+                " of this forecast."
+            )
+        self.env.stdout.write((text + "\n").encode())
         self.env.stdout.flush()
         return ExitStatus.OK
 

@@ -468,3 +468,36 @@ def test_the_processes_trial_runs_the_winning_setting(
     text = out.getvalue().decode()
     chosen = next(line for line in text.splitlines() if "← recommended" in line)
     assert chosen.startswith(f"| {best.workers} |") and "| 12 |" in chosen
+
+
+@pytest.mark.parametrize("unjournaled", [True, False])
+def test_the_advice_warns_of_an_ext4_without_a_journal(
+    http_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unjournaled: bool
+) -> None:
+    """There a run right after deletions (this tune's own included) creates files slower
+    than any trial foresaw: the forecast says so, for the output dir it was asked about."""
+    from fetcher.cli import tune as command
+    from fetcher.cli.args import SharedArgs
+    from fetcher.cli.env import Environment
+    from fetcher.cli.interrupts import Interrupts
+
+    asked: list[Path] = []
+
+    def detector(folder: Path) -> bool:
+        asked.append(folder)
+        return unjournaled
+
+    monkeypatch.setattr(command, "ext4_without_journal", detector)
+    listing = write_list(
+        tmp_path / "l.txt", [http_server.url(f"/bytes/e{i}?size=10") for i in range(3)]
+    )
+    out = io.BytesIO()
+    tuner = command.TuneCommand.build(
+        Environment(io.BytesIO(), out, io.StringIO()), SharedArgs(retries=0),
+        lists=(str(listing),), sample=3, repeats=1, output_dir=tmp_path / "o",
+    )  # fmt: skip
+    assert tuner.run(Interrupts()) == 0
+    assert asked == [tmp_path / "o"]
+    last = out.getvalue().decode().rstrip().splitlines()[-1]
+    warned = f"{tmp_path / 'o'} is on an ext4 file system without a journal" in last
+    assert warned is unjournaled
