@@ -21,6 +21,7 @@ import dataclasses
 import itertools
 import os
 import shutil
+import stat
 import statistics
 import tempfile
 import threading
@@ -260,10 +261,18 @@ class TrialFolders:
 
     @staticmethod
     def empty(folder: Path) -> None:
+        """Every regular file in `folder` cut to nothing; never through a symlink, never a
+        file with another name elsewhere (a hard link)."""
         for root, _, files in os.walk(folder):
             for name in files:
                 with contextlib.suppress(OSError):
-                    os.truncate(os.path.join(root, name), 0)
+                    fd = os.open(os.path.join(root, name), os.O_WRONLY | os.O_NOFOLLOW)
+                    try:
+                        info = os.fstat(fd)
+                        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+                            os.ftruncate(fd, 0)
+                    finally:
+                        os.close(fd)
 
 
 def run_trials(

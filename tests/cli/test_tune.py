@@ -501,3 +501,19 @@ def test_the_advice_warns_of_an_ext4_without_a_journal(
     last = out.getvalue().decode().rstrip().splitlines()[-1]
     warned = f"{tmp_path / 'o'} is on an ext4 file system without a journal" in last
     assert warned is unjournaled
+
+
+def test_emptying_a_trial_folder_shortens_nothing_outside_it(tmp_path: Path) -> None:
+    outside = tmp_path / "precious.txt"
+    outside.write_bytes(b"keep me")
+    with TrialFolders(tmp_path / "o") as folders:
+        folder = folders.new()
+        (folder / "sub").mkdir()
+        (folder / "sub" / "body.bin").write_bytes(b"x" * 1000)
+        (folder / "link").symlink_to(outside)
+        os.link(outside, folder / "hard")
+        folders.empty(folder)
+        assert (folder / "sub" / "body.bin").stat().st_size == 0
+        assert outside.read_bytes() == b"keep me"
+    assert not folder.exists()
+    assert outside.read_bytes() == b"keep me"
