@@ -12,7 +12,7 @@ rate; trials write where the real run will (a throwaway folder on the output dir
 and none of them deletes files while another is still to run (see `TrialFolders`).
 When the best thread setting keeps the interpreter busy, it runs again on a longer sample,
 on several processes and on one, interleaved: processes are judged against threads on the
-same items (a longer run writes more, and a real disk slows down as it does)."""
+same items and length, so that only the setting differs."""
 
 from __future__ import annotations
 
