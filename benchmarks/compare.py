@@ -22,7 +22,13 @@ fresh output dir and every output file checked against its sha256:
 Runs of different tools (and file systems) are interleaved round-robin so machine noise
 spreads evenly, and medians are taken over the runs that passed their check.
 
-    python benchmarks/compare.py [--runs 3] [--files 5000] [--disk-dir DIR] [--quick]
+    python benchmarks/compare.py [--runs 3] [--files 5000] [--disk-dir DIR] [--journaled]
+        [--quick]
+
+`--journaled` puts the disk runs on a fresh ext4 with a journal, an image on that disk
+loop-mounted for the run (root only; report `compare_journaled.md`): this machine's own
+ext4 has none, and there every run pays for the files the runs before it deleted (see
+`deleted_inodes.py`).
 
 Writes benchmarks/results/compare.md (results/quick/ with --quick) and prints it. Exit
 status: 0 when every run passed its check, 1 when some tool failed one, 2 when the harness
@@ -202,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--disk-dir", type=Path, help="folder on a real disk for the disk runs (default: found)"
     )
+    parser.add_argument(
+        "--journaled",
+        action="store_true",
+        help="disk runs on a fresh journaled ext4 image on that disk (root); compare_journaled.md",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
     args = parser.parse_args(argv)
     if (args.runs is not None and args.runs < 1) or (args.files is not None and args.files < 1):
@@ -213,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         need = plan.files * 70 * 1024 + 512 * MIB
         disk_root, disk_note = peers.pick_disk_root(2 * need, args.disk_dir)
         with ExitStack() as stack:
+            if args.journaled:
+                disk_root, disk_note = stack.enter_context(
+                    peers.journaled_ext4(disk_root, 2 * need)
+                )
             tmp = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="fetcher-compare-", dir=pick_temp_root(need))
             )
@@ -227,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("compare: interrupted; nginx stopped, scratch data removed", file=sys.stderr)
         return 130
-    peers.write_report("compare.md", report, args.quick)
+    name = "compare_journaled.md" if args.journaled else "compare.md"
+    peers.write_report(name, report, args.quick)
     return 0 if measured.all_ok else 1
 
 
