@@ -2,6 +2,7 @@
 # Every benchmark of the performance issue in one command: setup (nginx with its echo
 # module, curl, wget, wget2, aria2, strace, parfive, matplotlib if missing), then
 #   compare.py          fetcher vs peers on tmpfs and a real disk, CPU per file, processes
+#                       (as root, again with the disk runs on a journaled ext4 image)
 #   latency_compare.py  behind 0-100 ms of latency, peers at equal connections, many hosts
 #   syscalls.py         system calls per item against wget (strace -f -c, real disk)
 #   naming.py           many items sharing one flat name against the indexed layout
@@ -16,7 +17,7 @@
 #                       item, two workers in network namespaces, the 100M-URL plan
 # Results: benchmarks/results/*.md (with --quick: benchmarks/results/quick/).
 #
-#   bash benchmarks/run_all.sh                  # full: about 75 minutes on 2 cores
+#   bash benchmarks/run_all.sh                  # full: about 95 minutes on 2 cores
 #   bash benchmarks/run_all.sh --quick          # smoke test: about 3 minutes
 #   bash benchmarks/run_all.sh --with-cluster   # full, plus cluster.py: about 8 minutes more
 #
@@ -53,6 +54,7 @@ step "$here/tune_check.py" "${quick[@]}"
 step "$here/tune_check.py" --disk "${quick[@]}"
 step "$here/deleted_inodes.py" "${quick[@]}"
 if [ "$(id -u)" -eq 0 ]; then # the journaled ext4 image is loop-mounted
+    step "$here/compare.py" --journaled "${quick[@]}"
     step "$here/tune_check.py" --journaled "${quick[@]}"
     step "$here/deleted_inodes.py" --journaled "${quick[@]}"
 fi
