@@ -119,7 +119,8 @@ class TuneCommand:
         text = table(measured, choice, self.forecast)
         if ext4_without_journal(self.options.output_dir):
             text += (
-                f"\n{self.options.output_dir} is on an ext4 file system without a journal:"
+                f"\nThe output dir ({self.options.output_dir.absolute()}) is on an ext4 file"
+                " system without a journal:"
                 " there, for one to six minutes after many files were deleted (this tune's"
                 " trial files too), creating files is slower, and a run may fall well short"
                 " of this forecast."

@@ -499,7 +499,7 @@ def test_the_advice_warns_of_an_ext4_without_a_journal(
     assert tuner.run(Interrupts()) == 0
     assert asked == [tmp_path / "o"]
     last = out.getvalue().decode().rstrip().splitlines()[-1]
-    warned = f"{tmp_path / 'o'} is on an ext4 file system without a journal" in last
+    warned = f"The output dir ({tmp_path / 'o'}) is on an ext4 file system without a" in last
     assert warned is unjournaled
 
 
