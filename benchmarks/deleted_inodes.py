@@ -34,6 +34,8 @@ from pathlib import Path
 
 import peers
 
+from fetcher.filesystems import ext4_without_journal
+
 BODY = b"x" * 16 * 1024
 
 
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="fetcher-inodes-", dir=root))
         )
+        unjournaled = ext4_without_journal(work)
         lines = peers.context_lines(work)
         lines.append(f"disk: {note}")
         for run in range(runs):
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     ratio = statistics.median(rates["after deleting"]) / statistics.median(rates["fresh"])
     out += ["", f"After deleting {files:,} files / fresh: {ratio:.2f}."]
-    name = "deleted_inodes_nojournal.md" if "no journal" in note else "deleted_inodes.md"
+    name = "deleted_inodes_nojournal.md" if unjournaled else "deleted_inodes.md"
     peers.write_report(name, "\n".join(out) + "\n", args.quick)
     return 0
 

@@ -55,6 +55,8 @@ from scale_check import (
     source_digest,
 )
 
+from fetcher.filesystems import ext4_without_journal
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -614,8 +616,8 @@ def pick_disk_root(need: int, preferred: Path | None = None) -> tuple[Path, str]
         fstype, _, source = proc.stdout.strip().partition(" ")
         seen.append(f"{folder}: {fstype or 'unknown'}")
         if fstype in REAL_FILE_SYSTEMS and shutil.disk_usage(folder).free >= need:
-            device = source.strip()
-            return folder, f"{fstype} on {device} ({folder}){journal_note(fstype, device)}"
+            journal = ", no journal" if ext4_without_journal(folder) else ""
+            return folder, f"{fstype} on {source.strip()} ({folder}){journal}"
     raise HarnessError(f"no real disk with {need // MIB} MiB free: {'; '.join(seen)}")
 
 
@@ -639,22 +641,10 @@ def journaled_ext4(root: Path, size: int) -> Iterator[tuple[Path, str]]:
         try:
             yield (
                 mount,
-                f"ext4 with a journal, a {size / 2**30:.0f} GiB image loop-mounted from {root}",
+                f"ext4 with a journal, a {size // MIB:,} MiB image loop-mounted from {root}",
             )
         finally:
             subprocess.run(["umount", str(mount)], capture_output=True, timeout=120, check=False)
-
-
-def journal_note(fstype: str, device: str) -> str:
-    """`, no journal` for an ext4 without one: there the kernel skips inodes freed in the
-    last 1-6 minutes when it creates a file, scanning past each of them, so a run's speed
-    depends on how many files were deleted just before it (up to 2x measured here)."""
-    if fstype != "ext4":
-        return ""
-    journaled = Path("/proc/fs/jbd2").is_dir() and any(
-        entry.name.startswith(f"{Path(device).name}-") for entry in Path("/proc/fs/jbd2").iterdir()
-    )
-    return "" if journaled else ", no journal"
 
 
 @dataclass(frozen=True)

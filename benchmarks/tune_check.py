@@ -39,6 +39,8 @@ import peers
 from corpus import build_corpus, url_lines, write_lines
 from nginx import Nginx
 
+from fetcher.filesystems import ext4_without_journal
+
 TARGET = 0.2
 """A full run within this share of the rate `tune` predicted."""
 ADVICE = re.compile(r"Recommended: (?P<setting>.+?) \((?P<running>[\d.]+) items/s")
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="fetcher-tune-", dir=root))
             )
             lines.append(f"outputs on a real disk: {note}; `sync` before each full run")
-            name = "tune_check_disk_nojournal.md" if "no journal" in note else "tune_check_disk.md"
+            unjournaled = ext4_without_journal(Path(root))
+            name = "tune_check_disk_nojournal.md" if unjournaled else "tune_check_disk.md"
         advice: list[Advice] = []
         rates: dict[str, list[float]] = {}
         with Nginx(work / "www") as server:
